@@ -1,0 +1,60 @@
+"""The ``nxplugin`` command: one subcommand per module in :mod:`nxplugin.commands`.
+
+Each command module defines ``add_arguments(parser)`` and ``run(args)`` and keeps its heavy imports
+inside ``run``. Library code raises; only this module turns errors into messages and exit codes.
+"""
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "train": "Train an RPR (or direct) kernel model from an extxyz data set",
+    "info": "Print the metadata of a model file",
+    "sample": "Make labelled reference data with GFN2-xTB (tblite) or PySCF",
+    "md": "Run molecular dynamics with a model file (ASE)",
+    "spectrum": "IR or Raman spectrum from trajectories with dipoles",
+    "harmonic": "Harmonic IR spectrum of the trans and gauche conformers with a model",
+    "newtonx": "Newton-X CS interface: step program, run setup",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nxplugin",
+        description="Machine-learned rotate-predict-rotate dipoles for ASE and Newton-X dynamics. "
+        "Units: energies eV, lengths Angstrom, dipoles e*Angstrom, time fs unless a flag says otherwise.",
+    )
+    parser.add_argument("-T", "--traceback", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, summary in COMMANDS.items():
+        module = importlib.import_module(f"nxplugin.commands.{name}")
+        p = sub.add_parser(name, help=summary, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module, _parser=p)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return args._module.run(args) or 0
+    except KeyboardInterrupt:
+        print("nxplugin: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the one place that turns exceptions into an exit code
+        if args.traceback:
+            raise
+        from nxplugin.errors import NxPluginError
+        kind = "" if isinstance(err, (NxPluginError, OSError)) else f"{type(err).__name__}: "
+        print(f"nxplugin {args.command}: error: {kind}{err}", file=sys.stderr)
+        print("  (run with -T for a traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``nxplugin`` command line, one module each."""
