@@ -7,14 +7,8 @@ import argparse
 import importlib
 import sys
 
+# name -> one-line summary; the module nxplugin.commands.<name> holds the command.
 COMMANDS = {
-    "train": "Train an RPR (or direct) kernel model from an extxyz data set",
-    "info": "Print the metadata of a model file",
-    "sample": "Make labelled reference data with GFN2-xTB (tblite) or PySCF",
-    "md": "Run molecular dynamics with a model file (ASE)",
-    "spectrum": "IR or Raman spectrum from trajectories with dipoles",
-    "harmonic": "Harmonic IR spectrum of the trans and gauche conformers with a model",
-    "newtonx": "Newton-X CS interface: step program, run setup",
 }
 
 
