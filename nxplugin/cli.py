@@ -9,6 +9,7 @@ import sys
 
 # name -> one-line summary; the module nxplugin.commands.<name> holds the command.
 COMMANDS = {
+    "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
 }
 
 

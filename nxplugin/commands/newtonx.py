@@ -1,0 +1,67 @@
+"""Newton-X CS interface: the step program Newton-X runs each MD step, and trajectory setup.
+
+  nxplugin newtonx step --model MODEL.npz
+      Run by Newton-X in the trajectory's TEMP/ folder. Reads geom (bohr, amu) and control.d, writes
+      epot (Hartree), grad and grad.all (dE/dR in Hartree/bohr), and appends the dipole (e*bohr) and
+      polarizability (bohr**3) at time t (fs) to ../RESULTS/nxplugin-dipoles.dat. Ground state only
+      (nstat = 1, nstatdyn = 1). Imports numpy only, for a fast start.
+
+  nxplugin newtonx setup GEOMETRY --model MODEL.npz -o DIR [--temperature K] [--dt FS] [--tmax FS]
+      Writes a Newton-X CS trajectory folder: geom (bohr, amu), veloc (bohr per atomic time unit,
+      Maxwell-Boltzmann at --temperature in K, no net momentum), control.dyn (nstat = 1, nstatdyn = 1,
+      thres = 0, dt and tmax in fs), JOB_AD/ with analyt.par for prog = 0, and run-nxplugin.pl with the
+      colib_perl.pm entry for the run-<name>.pl route.
+"""
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="newtonx_command", metavar="{step,setup}", required=True)
+    step = sub.add_parser("step", help="one Newton-X step in TEMP/ (geom, control.d -> epot, grad, grad.all)",
+                          description="Run in Newton-X's TEMP/: reads geom (bohr) and control.d, writes epot "
+                          "(Hartree), grad and grad.all (Hartree/bohr); appends the dipole (e*bohr) to "
+                          "RESULTS/nxplugin-dipoles.dat.")
+    step.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    step.add_argument("--directory", default=".", help="Newton-X TEMP/ folder (default: current folder)")
+    step.add_argument("--results", default=None,
+                      help="folder of the dipole side file (default: DIRECTORY/../RESULTS)")
+
+    setup = sub.add_parser("setup", help="write a Newton-X CS trajectory folder for an nxplugin model",
+                           description="Write geom, veloc, control.dyn, JOB_AD/analyt.par, run-nxplugin.pl and "
+                           "colib_perl-entry.txt for a ground-state Newton-X CS run with an nxplugin model.")
+    setup.add_argument("geometry", help="initial geometry: any ase-readable file (Angstrom), e.g. an MD trajectory")
+    setup.add_argument("--frame", default="-1", help="frame of GEOMETRY to start from (ase index; default -1, the last)")
+    setup.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    setup.add_argument("-o", "--output", required=True, help="trajectory folder to create")
+    setup.add_argument("--temperature", type=float, default=300.0,
+                       help="temperature of the initial Maxwell-Boltzmann velocities, in K (default 300)")
+    setup.add_argument("--dt", type=float, default=0.5, help="time step in fs (default 0.5)")
+    setup.add_argument("--tmax", type=float, default=100.0, help="length of the run in fs (default 100)")
+    setup.add_argument("--seed", type=int, default=None, help="seed of the velocity draw")
+    setup.add_argument("--route", choices=["analytical", "perl"], default="analytical",
+                       help="prog in control.dyn: 'analytical' (prog = 0, analyt.par) or 'perl' "
+                       "(run-nxplugin.pl registered in colib_perl.pm, prog = --prog-number)")
+    setup.add_argument("--prog-number", type=float, default=30.0,
+                       help="program number for the run-nxplugin.pl route (default 30.0)")
+
+
+def run(args):
+    if args.newtonx_command == "step":
+        from nxplugin.modelio import load_model
+        from nxplugin.newtonx import run_step
+
+        run_step(load_model(args.model), args.directory, results_dir=args.results)
+        return 0
+
+    import ase.io
+
+    from nxplugin.newtonx import setup_trajectory
+
+    frame = int(args.frame) if args.frame.lstrip("-").isdigit() else args.frame
+    atoms = ase.io.read(args.geometry, index=frame)
+    paths = setup_trajectory(args.output, atoms, model_path=args.model, temperature_K=args.temperature,
+                             dt_fs=args.dt, tmax_fs=args.tmax, seed=args.seed, route=args.route,
+                             prog_number=args.prog_number)
+    print(f"wrote {len(paths)} files in {args.output}:")
+    for path in paths:
+        print(f"  {path}")
+    return 0
