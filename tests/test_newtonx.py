@@ -187,3 +187,133 @@ def test_newtonx_module_imports_no_ase():
     code = "import sys, nxplugin.newtonx, nxplugin.commands.newtonx; print('ase' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     assert newtonx.SIDE_FILE == "nxplugin-dipoles.dat"
+
+
+# ---------------------------------------------------------------- step program in an emulated Newton-X loop
+WATER = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+
+
+def make_water_model(path, *, n=40, seed=0):
+    """A small RPR model of water (fixed hyperparameters, fast to fit), saved to ``path``."""
+    from nxplugin.modelio import save_model
+    from nxplugin.models import RPRModel
+
+    rng = np.random.default_rng(seed)
+    positions = WATER + rng.normal(scale=0.04, size=(n, 3, 3))
+    bonds = np.linalg.norm(positions[:, 1:] - positions[:, :1], axis=2)
+    energies = 20.0 * ((bonds - 0.9572) ** 2).sum(axis=1)          # eV
+    charges = np.array([-0.8, 0.4, 0.4])
+    dipoles = np.einsum("i,nij->nj", charges, positions)             # e*Angstrom
+    model = RPRModel(sigma=1.0, lam=1e-6).fit([8, 1, 1], positions, energies=energies, dipoles=dipoles,
+                                                reference=WATER)
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def water_model_path(tmp_path_factory):
+    return str(make_water_model(tmp_path_factory.mktemp("model") / "water.npz"))
+
+
+def emulate_newtonx(model_path, trajectory, positions_bohr, velocities_au, masses_amu, *, dt_fs, n_steps,
+                    cli_steps=()):
+    """Newton-X CS's step loop: per step a fresh TEMP/ with geom and control.d, then the interface.
+
+    Velocity Verlet in atomic units as Newton-X does it: a = -g/M with M in electron masses,
+    x += v dt + a dt**2/2, then v += (a + a_new) dt/2. Returns positions (n_steps + 1, nat, 3) in bohr
+    and the energies read back from epot (Hartree).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    from nxplugin.modelio import load_model
+
+    model = load_model(model_path)
+    masses = np.asarray(masses_amu) * (units._amu / units._me)
+    dt = dt_fs * units.fs / units.AUT
+    temp = os.path.join(trajectory, "TEMP")
+    nat = len(masses)
+
+    def interface(istep, x):
+        shutil.rmtree(temp, ignore_errors=True)
+        os.makedirs(temp)
+        # full precision here: real Newton-X rounds geom to 1e-8 bohr, which a 1e-8 Angstrom comparison can't take
+        write_geom(os.path.join(temp, "geom"), ["O", "H", "H"], x, masses_amu, decimals=16)
+        control = dict(zip(newtonx_io.CONTROL_D_FIELDS, [nat, istep, 1, 1, 0, 1, dt_fs, istep * dt_fs,
+                                                         n_steps * dt_fs, 0, 200, 0, 0.0, 1, 0.0, 0.0, 1, 0.5, 0.5]))
+        write_control_d(os.path.join(temp, "control.d"), control)
+        for name in ("which_run_is_that", "sh.inp"):
+            open(os.path.join(temp, name), "w").close()
+        if istep in cli_steps:
+            done = subprocess.run([sys.executable, "-m", "nxplugin.cli", "newtonx", "step", "--model", model_path],
+                                  cwd=temp, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        else:
+            newtonx.run_step(model, temp)
+        energy = newtonx_io.read_numbers(os.path.join(temp, "epot"))[0, 0]
+        gradient = newtonx_io.read_numbers(os.path.join(temp, "grad"), columns=3)
+        np.testing.assert_array_equal(newtonx_io.read_numbers(os.path.join(temp, "grad.all")), gradient)
+        return energy, gradient
+
+    x, v = np.array(positions_bohr, float), np.array(velocities_au, float)
+    energy, gradient = interface(0, x)
+    a = -gradient / masses[:, None]
+    path, energies = [x], [energy]
+    for istep in range(1, n_steps + 1):
+        x = x + v * dt + 0.5 * a * dt**2
+        energy, gradient = interface(istep, x)
+        a_new = -gradient / masses[:, None]
+        v = v + 0.5 * (a + a_new) * dt
+        a = a_new
+        path.append(x)
+        energies.append(energy)
+    return np.array(path), np.array(energies)
+
+
+def test_emulated_newtonx_loop_equals_ase_velocity_verlet(tmp_path, water_model_path):
+    from ase.md.verlet import VelocityVerlet
+
+    from nxplugin import RPRCalculator
+
+    atoms = Atoms("OH2", positions=WATER + [[0.01, 0, 0], [0, 0.02, -0.01], [0, 0.01, 0.02]])
+    masses = atoms.get_masses()
+    rng = np.random.default_rng(3)
+    atoms.set_velocities(rng.normal(scale=0.02, size=(3, 3)))
+    x0, v0 = atoms.positions / units.Bohr, atoms.get_velocities() * units.AUT / units.Bohr
+    n_steps, dt_fs = 100, 0.5
+    path, energies = emulate_newtonx(water_model_path, str(tmp_path), x0, v0, masses, dt_fs=dt_fs,
+                                     n_steps=n_steps, cli_steps=(50,))
+
+    atoms.calc = RPRCalculator(water_model_path, ood_threshold=np.inf)
+    reference, reference_energies, reference_dipoles = [], [], []
+
+    def record():
+        reference.append(atoms.positions.copy())
+        reference_energies.append(atoms.get_potential_energy())
+        reference_dipoles.append(atoms.get_dipole_moment())
+
+    dynamics = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    dynamics.attach(record, interval=1)
+    dynamics.run(n_steps)  # observers also see step 0
+    reference = np.array(reference[:n_steps + 1])
+    assert np.abs(reference[-1] - reference[0]).max() > 0.05          # the molecule did move
+    np.testing.assert_allclose(path * units.Bohr, reference, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(energies * units.Hartree, reference_energies[:n_steps + 1], rtol=0, atol=1e-8)
+
+    side = newtonx_io.read_side_file(os.path.join(tmp_path, "RESULTS", newtonx.SIDE_FILE))
+    assert sorted(side) == [round(i * dt_fs, 6) for i in range(n_steps + 1)]
+    dipoles = np.array([side[round(i * dt_fs, 6)][0] for i in range(n_steps + 1)]) * units.Bohr
+    np.testing.assert_allclose(dipoles, reference_dipoles[:n_steps + 1], rtol=0, atol=1e-10)
+
+
+def test_step_rejects_excited_states(tmp_path, water_model_path):
+    from nxplugin.modelio import load_model
+
+    write_geom(tmp_path / "geom", ["O", "H", "H"], WATER / units.Bohr, [16.0, 1.0, 1.0])
+    control = dict(zip(newtonx_io.CONTROL_D_FIELDS, [3, 0, 2, 2, 0, 1, 0.5, 0.0, 10.0, 0, 200, 0, 100.0,
+                                                     1, 0.0, 0.0, 1, 0.5, 0.5]))
+    write_control_d(tmp_path / "control.d", control)
+    with pytest.raises(DataFileError, match=r"control.d: nstat=2, nstatdyn=2; nxplugin models give the ground state"):
+        newtonx.run_step(load_model(water_model_path), tmp_path)
+    assert not (tmp_path / "epot").exists()

@@ -212,3 +212,16 @@ def test_pyscf_labels_a_few_frames(tmp_path):
     xtb = gfn2(frame).get_dipole_moment()
     cosine = frame.get_dipole_moment() @ xtb / np.linalg.norm(xtb) / np.linalg.norm(frame.get_dipole_moment())
     assert cosine > 0.9
+
+
+def test_command_line_writes_a_file(tmp_path, capsys):
+    from nxplugin.cli import main
+
+    out = tmp_path / "cli.extxyz"
+    argv = ["sample", "--out", str(out), "--conformers", "trans", "--temperatures", "300",
+            "--n-traj", "1", "--n-frames", "2", "--stride", "2", "--equilibration", "2", "--quiet"]
+    assert main(argv) == 0
+    assert "2 frames" in capsys.readouterr().out
+    assert len(read(out, index=":")) == 2
+    assert main(argv) == 2  # exists: refuses without --resume
+    assert "resume" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Inverse-distance descriptor relative to an equilibrium geometry (the KREG descriptor) and its derivative.
+
+Units: positions and distances in Angstrom; the descriptor is dimensionless.
+
+For atoms ``i < j`` (pairs in ``numpy.triu_indices`` order) the descriptor is
+``d_ij = r_ij(eq) / r_ij``. It is invariant under rotations, reflections and translations, but not
+under permutations of atoms: a model built on it expects the atom order it was trained with.
+"""
+import numpy as np
+
+
+def pair_indices(n_atoms):
+    """Index arrays ``(i, j)`` of the ``n_atoms * (n_atoms - 1) / 2`` pairs with ``i < j``."""
+    return np.triu_indices(n_atoms, 1)
+
+
+def pair_distances(positions):
+    """Interatomic distances, shape (..., n_pairs), same unit as ``positions`` (..., n_atoms, 3)."""
+    positions = np.asarray(positions, dtype=float)
+    i, j = pair_indices(positions.shape[-2])
+    return np.linalg.norm(positions[..., i, :] - positions[..., j, :], axis=-1)
+
+
+def inverse_distances(positions, reference_distances):
+    """Descriptor ``r_ij(eq) / r_ij``.
+
+    Parameters
+    ----------
+    positions : ndarray of shape (..., n_atoms, 3), Angstrom
+    reference_distances : ndarray of shape (n_pairs,), Angstrom
+        Pair distances of the equilibrium geometry (:func:`pair_distances`).
+
+    Returns
+    -------
+    ndarray of shape (..., n_pairs)
+    """
+    return reference_distances / pair_distances(positions)
+
+
+def descriptor_gradient(positions, descriptor, grad_descriptor):
+    """Chain rule: Cartesian gradient from a gradient with respect to the descriptor.
+
+    Uses ``d d_ij / d x_i = -d_ij (x_i - x_j) / r_ij**2`` (and the opposite for ``x_j``) without
+    forming the full Jacobian.
+
+    Parameters
+    ----------
+    positions : ndarray of shape (..., n_atoms, 3), Angstrom
+    descriptor : ndarray of shape (..., n_pairs)
+        :func:`inverse_distances` of ``positions``.
+    grad_descriptor : ndarray of shape (..., n_pairs)
+        Derivative of a scalar with respect to each descriptor element.
+
+    Returns
+    -------
+    ndarray of shape (..., n_atoms, 3): derivative of the scalar per Angstrom.
+    """
+    positions = np.asarray(positions, dtype=float)
+    n_atoms = positions.shape[-2]
+    i, j = pair_indices(n_atoms)
+    diff = positions[..., i, :] - positions[..., j, :]
+    r2 = np.einsum("...k,...k->...", diff, diff)
+    pair_grad = (-grad_descriptor * descriptor / r2)[..., None] * diff      # d/dx_i of each pair
+    # scatter pair contributions onto atoms with a fixed incidence matrix (+1 for i, -1 for j)
+    incidence = np.zeros((n_atoms, len(i)))
+    incidence[i, np.arange(len(i))] = 1.0
+    incidence[j, np.arange(len(i))] = -1.0
+    return np.einsum("ap,...pk->...ak", incidence, pair_grad)
+
+
+def descriptor_jacobian(positions, descriptor):
+    """Full Jacobian ``d d_p / d x_ak``, shape (..., n_pairs, n_atoms, 3); for tests and analysis."""
+    positions = np.asarray(positions, dtype=float)
+    n_pairs = descriptor.shape[-1]
+    eye = np.broadcast_to(np.eye(n_pairs), descriptor.shape[:-1] + (n_pairs, n_pairs))
+    return descriptor_gradient(positions[..., None, :, :], descriptor[..., None, :], eye)

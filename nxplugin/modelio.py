@@ -1,0 +1,150 @@
+"""Model files: one ``.npz`` of plain numeric arrays plus JSON metadata, never pickle.
+
+Layout: every learned array of :class:`nxplugin.models.RPRModel` under its own name, and
+``metadata``, a 0-d unicode array holding JSON with
+
+- ``format`` (``"nxplugin-model"``) and ``schema_version``;
+- ``species`` and ``numbers`` (atom order), ``units``, ``frame``, ``outputs``, ``hyperparameters``;
+- ``equilibrium_geometry`` (Angstrom), free-form ``training`` information (data digest, errors);
+- ``checksum``: SHA-256 over the name, dtype, shape and bytes of every array, in sorted order.
+
+:func:`load_model` reads with ``allow_pickle=False`` and checks format, version, keys, shapes and the
+checksum, so a pickled, truncated, tampered or foreign file raises :class:`ModelFileError` and
+loading can never execute code. Files are written atomically (temporary file, then rename).
+"""
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from nxplugin.elements import SYMBOLS
+from nxplugin.errors import ModelFileError
+from nxplugin.models import FRAMES, GROUPS, RPRModel
+
+FORMAT = "nxplugin-model"
+SCHEMA_VERSION = 1
+ARRAYS = ("numbers_", "masses_", "reference_", "reference_distances_", "offset_", "coef_",
+          "train_descriptors_")
+UNITS = {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "dipole": "e*Angstrom",
+         "polarizability": "Angstrom**3", "masses": "amu"}
+
+
+def checksum(arrays):
+    """SHA-256 hex digest of a dict of arrays (names, dtypes, shapes and bytes, sorted by name)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def save_model(model, path, *, training=None):
+    """Write a fitted model to ``path`` (``.npz``) atomically.
+
+    Parameters
+    ----------
+    model : RPRModel
+        A fitted model.
+    path : str or path-like
+    training : dict, optional
+        JSON-serialisable facts about training (data file, digest, held-out errors, timings).
+    """
+    arrays = {name: np.asarray(getattr(model, name)) for name in ARRAYS}
+    meta = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "species": [SYMBOLS[int(z)] for z in model.numbers_],
+        "numbers": [int(z) for z in model.numbers_],
+        "units": UNITS,
+        "frame": model.frame,
+        "outputs": list(model.outputs_),
+        "hyperparameters": model.hyperparameters_,
+        "ood_scale": model.ood_scale_,
+        "n_train": int(len(model.coef_)),
+        "equilibrium_geometry": np.round(model.reference_, 10).tolist(),
+        "training": training or getattr(model, "training_", {}),
+        "checksum": checksum(arrays),
+    }
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, metadata=np.array(json.dumps(meta)), **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_metadata(path):
+    """Metadata dict and arrays of a model file, fully validated; raises :class:`ModelFileError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = set(data.files)
+            if "metadata" not in files:
+                raise ModelFileError(f"{path}: not an nxplugin model (no 'metadata' entry; "
+                                     f"it holds {sorted(files)[:8]})")
+            meta = json.loads(str(data["metadata"][()]))
+            arrays = {name: data[name] for name in ARRAYS if name in files}
+    except ModelFileError:
+        raise
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise ModelFileError(f"{path}: contains pickled objects, which nxplugin never loads") from err
+        raise ModelFileError(f"{path}: unreadable model file ({err})") from err
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{path}: truncated or corrupt model file ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an nxplugin model (format={meta.get('format')!r})"
+                             if isinstance(meta, dict) else f"{path}: metadata is not a JSON object")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ModelFileError(f"{path}: schema version {meta.get('schema_version')!r}, this nxplugin reads "
+                             f"version {SCHEMA_VERSION}; upgrade nxplugin or retrain the model")
+    missing = [name for name in ARRAYS if name not in arrays]
+    if missing:
+        raise ModelFileError(f"{path}: missing arrays {missing}")
+    if checksum(arrays) != meta.get("checksum"):
+        raise ModelFileError(f"{path}: checksum mismatch: the arrays were modified after saving")
+    return meta, arrays
+
+
+def load_model(path):
+    """Load a model file written by :func:`save_model`.
+
+    Raises
+    ------
+    ModelFileError
+        For a missing, pickled, truncated, tampered, foreign or inconsistent file.
+    """
+    meta, arrays = read_metadata(path)
+    n_atoms = len(meta["numbers"])
+    n_train, n_out = arrays["coef_"].shape if arrays["coef_"].ndim == 2 else (0, 0)
+    expected = {"numbers_": (n_atoms,), "masses_": (n_atoms,), "reference_": (n_atoms, 3),
+                "reference_distances_": (n_atoms * (n_atoms - 1) // 2,), "offset_": (n_out,),
+                "train_descriptors_": (n_train, n_atoms * (n_atoms - 1) // 2)}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise ModelFileError(f"{path}: array {name} has shape {arrays[name].shape}, expected {shape}")
+    outputs = meta.get("outputs", [])
+    if meta.get("frame") not in FRAMES or not set(outputs) <= set(GROUPS) or \
+            n_out != sum(GROUPS[g].stop - GROUPS[g].start for g in outputs):
+        raise ModelFileError(f"{path}: inconsistent frame/outputs in metadata")
+    model = RPRModel(frame=meta["frame"])
+    for name in ARRAYS:
+        setattr(model, name, arrays[name])
+    model.outputs_ = list(outputs)
+    model.hyperparameters_ = meta["hyperparameters"]
+    model.ood_scale_ = float(meta["ood_scale"])
+    model.training_ = meta.get("training", {})
+    return model

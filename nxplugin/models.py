@@ -1,0 +1,272 @@
+"""Rotate-predict-rotate kernel ridge regression (KREG) for energy, forces, dipole and polarizability.
+
+Units: positions Angstrom, energies eV, forces eV/Angstrom, dipoles e*Angstrom, polarizabilities
+Angstrom**3, masses amu.
+
+The model learns, from the inverse-distance descriptor (:mod:`nxplugin.descriptors`) and one Gaussian
+kernel per output group (:mod:`nxplugin.kernels`):
+
+- the energy, whose analytic gradient gives the forces;
+- the dipole's components in the molecular frame of :mod:`nxplugin.frames` (rotate), predicted there
+  (predict) and rotated back to the laboratory frame (rotate), so the dipole is exactly covariant;
+- the six components of the frame-resolved polarizability, rotated back as ``R @ alpha @ R.T``.
+
+With ``frame="lab"`` the same code learns laboratory-frame components directly (the "direct" model
+that RPR is compared against; it is not covariant).
+"""
+import numpy as np
+
+from nxplugin import descriptors, frames, kernels
+from nxplugin.errors import GeometryError
+
+FRAMES = ("eckart", "inertia", "lab")
+GROUPS = {"energy": slice(0, 1), "dipole": slice(1, 4), "polarizability": slice(4, 10)}
+MIN_DISTANCE = 0.5  # Angstrom; closer atoms are rejected as overlapping
+
+
+class RPRModel:
+    """Kernel ridge regression with rotate-predict-rotate tensor outputs.
+
+    Parameters
+    ----------
+    frame : {"eckart", "inertia", "lab"}, default="eckart"
+        Molecular frame for the dipole and polarizability (see :mod:`nxplugin.frames`); ``"lab"``
+        gives the direct, non-covariant model.
+    sigma : float or dict of str to float, optional
+        Kernel width (dimensionless descriptor units), one for all outputs or per group
+        (``"energy"``, ``"dipole"``, ``"polarizability"``). Searched when not given.
+    lam : float or dict of str to float, optional
+        Ridge regularisation, like ``sigma``. Searched when not given.
+    n_search : int, default=1500
+        Training points used by the leave-one-out search (a random subset of that size).
+    random_state : int, default=0
+        Seed of the search subset.
+    """
+
+    def __init__(self, *, frame="eckart", sigma=None, lam=None, n_search=1500, random_state=0):
+        self.frame = frame
+        self.sigma = sigma
+        self.lam = lam
+        self.n_search = n_search
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, numbers, positions, *, energies=None, dipoles=None, polarizabilities=None,
+            masses=None, reference=None, progress=None):
+        """Fit to geometries and their labels.
+
+        Parameters
+        ----------
+        numbers : array-like of shape (n_atoms,)
+            Atomic numbers, in the order every geometry uses.
+        positions : array-like of shape (n, n_atoms, 3), Angstrom
+        energies : array-like of shape (n,), eV
+        dipoles : array-like of shape (n, 3), e*Angstrom, laboratory frame
+        polarizabilities : array-like of shape (n, 3, 3), Angstrom**3, laboratory frame, optional
+        masses : array-like of shape (n_atoms,), amu, default: ASE's standard atomic masses
+        reference : array-like of shape (n_atoms, 3), Angstrom, optional
+            Equilibrium geometry for the descriptor and the frame; default: the lowest-energy geometry.
+        progress : callable or None
+            Called after each step of the hyperparameter search.
+
+        Returns
+        -------
+        self
+        """
+        if self.frame not in FRAMES:
+            raise ValueError(f"frame={self.frame!r} is not one of {FRAMES}")
+        numbers = np.asarray(numbers, dtype=int)
+        positions = np.asarray(positions, dtype=float)
+        if positions.ndim != 3 or positions.shape[1:] != (len(numbers), 3):
+            raise ValueError(f"positions must have shape (n, {len(numbers)}, 3), got {positions.shape}")
+        if energies is None or dipoles is None:
+            raise ValueError("fit needs energies (eV) and dipoles (e*Angstrom) for every geometry")
+        n = len(positions)
+        labels = {"energy": np.asarray(energies, float).reshape(n, 1),
+                  "dipole": np.asarray(dipoles, float).reshape(n, 3)}
+        if polarizabilities is not None:
+            labels["polarizability"] = np.asarray(polarizabilities, float).reshape(n, 3, 3)
+        for name, value in labels.items():
+            bad = np.flatnonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))
+            if len(bad):
+                raise ValueError(f"{name} is not finite for geometries {bad[:10].tolist()}")
+        if masses is None:
+            from ase.data import atomic_masses
+            masses = atomic_masses[numbers]
+        self.numbers_ = numbers
+        self.masses_ = np.asarray(masses, dtype=float)
+        if reference is None:
+            reference = positions[np.argmin(labels["energy"][:, 0])]
+        self.check_geometry(numbers, positions)
+        self.reference_ = frames.reference_coordinates(reference, self.masses_)
+        self.reference_distances_ = descriptors.pair_distances(self.reference_)
+
+        # features r_eq/r - 1: the same kernel, but squared distances lose less to cancellation
+        x = descriptors.inverse_distances(positions, self.reference_distances_) - 1.0
+        rot = self._frames(positions)
+        columns = [labels["energy"], frames.vector_to_frame(labels["dipole"], rot)]
+        if "polarizability" in labels:
+            columns.append(frames.symmetric_to_six(frames.tensor_to_frame(labels["polarizability"], rot)))
+        y = np.hstack(columns)
+        self.outputs_ = [g for g in GROUPS if g in labels]
+        self.offset_ = y.mean(axis=0)
+        scale = np.ones(y.shape[1])
+        for g in self.outputs_:
+            scale[GROUPS[g]] = max(np.std(y[:, GROUPS[g]] - self.offset_[GROUPS[g]]), 1e-12)
+        ys = (y - self.offset_) / scale
+
+        self.hyperparameters_ = self._choose(x, ys, progress)
+        d2 = kernels.squared_distances(x, x)
+        coef = np.empty_like(y)
+        for sigma in sorted({h["sigma"] for h in self.hyperparameters_.values()}):
+            k = kernels.gaussian(d2, sigma)
+            for g, h in self.hyperparameters_.items():
+                if h["sigma"] == sigma:
+                    cols = GROUPS[g]
+                    coef[:, cols] = kernels.solve(k, ys[:, cols], h["lam"]) * scale[cols]
+        self.coef_ = coef
+        self.train_descriptors_ = x
+        np.fill_diagonal(d2, np.inf)
+        self.ood_scale_ = float(np.sqrt(d2.min(axis=1).max()))
+        return self
+
+    def _choose(self, x, ys, progress):
+        fixed = {g: (_per_group(self.sigma, g), _per_group(self.lam, g)) for g in self.outputs_}
+        chosen = {}
+        todo = [g for g, (s, l) in fixed.items() if s is None or l is None]
+        if todo:
+            rng = np.random.default_rng(self.random_state)
+            pick = rng.permutation(len(x))[: self.n_search]
+            xs = x[pick]
+            typical = np.sqrt(np.median(kernels.squared_distances(xs[:300], xs[:300])))
+            sigmas = typical * np.geomspace(0.1, 10.0, 15)
+            lams = np.geomspace(1e-10, 1e-2, 17)
+            best, _ = kernels.search(xs, ys[pick], {g: list(range(10))[GROUPS[g]] for g in todo},
+                                     sigmas, lams, progress)
+            for g in todo:
+                s, l, rmse = best[g]
+                s = fixed[g][0] if fixed[g][0] is not None else s
+                l = fixed[g][1] if fixed[g][1] is not None else l
+                chosen[g] = {"sigma": s, "lam": l, "loo_rmse_standardised": rmse,
+                             "n_search": int(len(xs))}
+        for g in self.outputs_:
+            if g not in chosen:
+                chosen[g] = {"sigma": float(fixed[g][0]), "lam": float(fixed[g][1])}
+        return chosen
+
+    # --------------------------------------------------------------- prediction
+    def _frames(self, positions):
+        if self.frame == "lab":
+            return np.broadcast_to(np.eye(3), positions.shape[:-2] + (3, 3))
+        return frames.compute_frames(positions, self.masses_, self.reference_, self.frame)[0]
+
+    def check_geometry(self, numbers, positions):
+        """Raise :class:`GeometryError` naming the atoms if the geometries cannot be used.
+
+        Parameters
+        ----------
+        numbers : array-like of shape (n_atoms,)
+        positions : array-like of shape (n_atoms, 3) or (n, n_atoms, 3), Angstrom
+        """
+        numbers = np.asarray(numbers)
+        if numbers.shape != self.numbers_.shape or np.any(numbers != self.numbers_):
+            from nxplugin.elements import describe_mismatch
+            raise GeometryError(describe_mismatch(self.numbers_, numbers))
+        pos = np.asarray(positions, dtype=float).reshape(-1, len(numbers), 3)
+        bad = ~np.isfinite(pos).all(axis=2)
+        if bad.any():
+            geometry, atom = np.argwhere(bad)[0]
+            raise GeometryError(f"non-finite coordinates (NaN or inf) for atoms "
+                                f"{np.flatnonzero(bad[geometry]).tolist()} of geometry {geometry}")
+        r = descriptors.pair_distances(pos)
+        if r.min() < MIN_DISTANCE:
+            geometry, pair = np.unravel_index(np.argmin(r), r.shape)
+            i, j = descriptors.pair_indices(len(numbers))
+            raise GeometryError(f"atoms {i[pair]} and {j[pair]} of geometry {geometry} are "
+                                f"{r[geometry, pair]:.3f} Angstrom apart (< {MIN_DISTANCE}): overlapping atoms")
+
+    def predict(self, positions, *, forces=True):
+        """Predict for one geometry or a batch.
+
+        Parameters
+        ----------
+        positions : array-like of shape (n_atoms, 3) or (n, n_atoms, 3), Angstrom
+            Atoms in the model's order (:attr:`numbers`); not validated here (see
+            :meth:`check_geometry`), so that the MD hot path stays cheap.
+        forces : bool, default=True
+            Also return forces.
+
+        Returns
+        -------
+        dict
+            ``energy`` (n,) eV, ``forces`` (n, n_atoms, 3) eV/Angstrom, ``dipole`` (n, 3)
+            e*Angstrom, ``polarizability`` (n, 3, 3) Angstrom**3 when trained with it, and
+            ``ood_score`` (n,): distance to the nearest training descriptor over the largest such
+            distance within the training set (above 1 means beyond the training data).
+            Leading dimension dropped for a single geometry.
+        """
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("this RPRModel is not fitted yet: call fit() or nxplugin.load_model()")
+        pos = np.asarray(positions, dtype=float)
+        single = pos.ndim == 2
+        pos = pos.reshape(-1, len(self.numbers_), 3)
+        descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
+        x = descriptor - 1.0
+        d2 = kernels.squared_distances(x, self.train_descriptors_, self._train_sq)
+        values = np.empty((len(pos), self.coef_.shape[1]))
+        for sigma, groups in self._kernel_plan:
+            k = kernels.gaussian(d2, sigma)
+            for cols in groups:
+                values[:, cols] = k @ self.coef_[:, cols]
+            if forces and groups[0].start == 0:
+                ka = k * self.coef_[:, 0]
+                grad_x = (ka @ self.train_descriptors_ - ka.sum(axis=1)[:, None] * x) / sigma**2
+        values += self.offset_
+        out = {"energy": values[:, 0]}
+        if forces:
+            out["forces"] = -descriptors.descriptor_gradient(pos, descriptor, grad_x)
+        rot = self._frames(pos)
+        out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot)
+        if "polarizability" in self.outputs_:
+            out["polarizability"] = frames.tensor_from_frame(frames.six_to_symmetric(values[:, 4:10]), rot)
+        out["ood_score"] = np.sqrt(d2.min(axis=1)) / self.ood_scale_
+        if single:
+            out = {key: value[0] for key, value in out.items()}
+        return out
+
+    @property
+    def _train_sq(self):
+        if getattr(self, "_train_sq_cache", None) is None:
+            x = self.train_descriptors_
+            self._train_sq_cache = np.einsum("ij,ij->i", x, x)
+        return self._train_sq_cache
+
+    @property
+    def _kernel_plan(self):
+        """[(sigma, [column slices])]: groups that share a width share one kernel evaluation."""
+        if getattr(self, "_plan_cache", None) is None:
+            plan = {}
+            for g in self.outputs_:
+                plan.setdefault(self.hyperparameters_[g]["sigma"], []).append(GROUPS[g])
+            self._plan_cache = list(plan.items())
+        return self._plan_cache
+
+    @property
+    def numbers(self):
+        """Atomic numbers in the model's atom order, shape (n_atoms,)."""
+        return self.numbers_
+
+    @property
+    def masses(self):
+        """Atomic masses used for the frame, amu, shape (n_atoms,)."""
+        return self.masses_
+
+    @property
+    def has_polarizability(self):
+        return "polarizability" in getattr(self, "outputs_", ())
+
+
+def _per_group(value, group):
+    if isinstance(value, dict):
+        value = value.get(group)
+    return None if value is None else float(value)
