@@ -9,6 +9,8 @@ import sys
 
 # name -> one-line summary; the module nxplugin.commands.<name> holds the command.
 COMMANDS = {
+    "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
+    "info": "Print the metadata of a model file",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
     "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",

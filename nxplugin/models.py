@@ -22,6 +22,9 @@ from nxplugin.errors import GeometryError
 FRAMES = ("eckart", "inertia", "lab")
 GROUPS = {"energy": slice(0, 1), "dipole": slice(1, 4), "polarizability": slice(4, 10)}
 MIN_DISTANCE = 0.5  # Angstrom; closer atoms are rejected as overlapping
+# search grids: widths relative to the median descriptor distance, and ridge strengths
+SIGMA_FACTORS = np.geomspace(0.1, 10.0, 15)
+LAMBDAS = np.geomspace(1e-10, 1e-2, 17)
 
 
 class RPRModel:
@@ -139,10 +142,8 @@ class RPRModel:
             pick = rng.permutation(len(x))[: self.n_search]
             xs = x[pick]
             typical = np.sqrt(np.median(kernels.squared_distances(xs[:300], xs[:300])))
-            sigmas = typical * np.geomspace(0.1, 10.0, 15)
-            lams = np.geomspace(1e-10, 1e-2, 17)
             best, _ = kernels.search(xs, ys[pick], {g: list(range(10))[GROUPS[g]] for g in todo},
-                                     sigmas, lams, progress)
+                                     typical * SIGMA_FACTORS, LAMBDAS, progress)
             for g in todo:
                 s, l, rmse = best[g]
                 s = fixed[g][0] if fixed[g][0] is not None else s

@@ -1,0 +1,25 @@
+"""Print the metadata of an nxplugin model file (species, units, frame, hyperparameters, errors)."""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="MODEL.npz")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON metadata")
+
+
+def run(args):
+    import json
+
+    from nxplugin.modelio import read_metadata
+
+    meta, arrays = read_metadata(args.model)
+    if args.json:
+        print(json.dumps({k: v for k, v in meta.items() if k != "equilibrium_geometry"}, indent=2))
+        return
+    print(f"{args.model}: nxplugin model, schema version {meta['schema_version']}, checksum OK")
+    print(f"  species (atom order): {' '.join(meta['species'])}")
+    print(f"  frame: {meta['frame']}; outputs: {', '.join(meta['outputs'])}; training points: {meta['n_train']}")
+    print(f"  units: " + ", ".join(f"{k} {v}" for k, v in meta["units"].items()))
+    for group, h in meta["hyperparameters"].items():
+        print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
+    for key, value in meta.get("training", {}).items():
+        print(f"  training {key}: {value}")

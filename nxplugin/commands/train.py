@@ -1,0 +1,68 @@
+"""Train a rotate-predict-rotate kernel model from labelled frames.
+
+DATA is any file ase.io.read reads (extxyz recommended) with ASE's standard keys: energy in eV, forces
+in eV/Angstrom, dipole in e*Angstrom (what ase.io.write stores from a SinglePointCalculator), and
+optionally info['polarizability'] in Angstrom^3. Kernel widths and regularisation are chosen by
+closed-form leave-one-out on a subset; held-out errors are printed in kcal/mol, kcal/mol/Angstrom,
+Debye and Angstrom^3 and stored in the model file.
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("data", metavar="DATA.extxyz", help="labelled frames (eV, eV/Angstrom, e*Angstrom)")
+    parser.add_argument("-o", "--output", metavar="MODEL.npz", required=True, help="model file to write")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="training frames (default: all but the held-out ones)")
+    parser.add_argument("--n-test", type=int, default=None,
+                        help="held-out frames from DATA (default: 10%%, at most 1000; 0 with --test)")
+    parser.add_argument("--test", metavar="TEST.extxyz", help="separate held-out data set")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
+    parser.add_argument("--frame", choices=["eckart", "inertia"], default="eckart",
+                        help="molecular frame for RPR (default eckart)")
+    parser.add_argument("--direct", action="store_true",
+                        help="train the direct lab-frame dipole model instead (not covariant; for comparison)")
+    parser.add_argument("--n-search", type=int, default=1500,
+                        help="frames used by the hyperparameter search (default 1500)")
+
+
+def run(args):
+    import time
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from nxplugin.datasets import file_digest, format_errors, model_errors, read_dataset, subset
+    from nxplugin.modelio import save_model
+    from nxplugin.models import SIGMA_FACTORS, RPRModel
+
+    data = read_dataset(args.data)
+    n = len(data["positions"])
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(n)
+    n_test = args.n_test if args.n_test is not None else (0 if args.test else min(1000, n // 10))
+    n_train = args.n_train if args.n_train is not None else n - n_test
+    if n_train + n_test > n or n_train < 2:
+        raise ValueError(f"{args.data} has {n} frames: cannot take --n-train {n_train} and {n_test} held out")
+    train = subset(data, order[:n_train])
+    test = read_dataset(args.test) if args.test else subset(data, order[n_train:n_train + n_test])
+    print(f"{args.data}: {n} frames; training on {n_train}, testing on {len(test['positions'])}"
+          + (f" from {args.test}" if args.test else ""))
+
+    model = RPRModel(frame="lab" if args.direct else args.frame, n_search=args.n_search, random_state=args.seed)
+    start = time.perf_counter()
+    with tqdm(total=len(SIGMA_FACTORS), desc="hyperparameter search (kernel widths)", unit="width",
+              disable=None) as bar:
+        model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
+                  polarizabilities=train["polarizabilities"], progress=bar.update)
+    seconds = time.perf_counter() - start
+    for group, h in model.hyperparameters_.items():
+        print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
+    errors = model_errors(model, test) if len(test["positions"]) else {}
+    if errors:
+        print("held-out " + format_errors(errors))
+    training = {"data": args.data, "data_sha256": file_digest(args.data), "n_train": n_train,
+                "seed": args.seed, "test": args.test, "test_errors": errors, "train_seconds": seconds}
+    if train["polarizabilities"] is None and data["polarizabilities"] is None:
+        training["note"] = "no polarizability in the data"
+    save_model(model, args.output, training=training)
+    print(f"trained in {seconds:.1f} s; wrote {args.output}")

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+import ase.io
+
+from nxplugin.cli import main
+from nxplugin.modelio import load_model
+
+
+def write_data(path, d, n, drop=None):
+    frames = []
+    for k in range(n):
+        a = Atoms(d["numbers"], positions=d["positions"][k])
+        results = {"energy": d["energies"][k], "forces": d["forces"][k], "dipole": d["dipoles"][k]}
+        if drop == k:
+            results.pop("dipole")
+        a.calc = SinglePointCalculator(a, **results)
+        frames.append(a)
+    ase.io.write(path, frames)
+
+
+def test_train_and_info(tmp_path, dce_data, capsys):
+    data = tmp_path / "dce.extxyz"
+    write_data(data, dce_data, 200)
+    model = tmp_path / "m.npz"
+    assert main(["train", str(data), "-o", str(model), "--n-train", "150", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out RMSE on 20 frames" in out and "kcal/mol" in out and " D" in out
+    m = load_model(model)
+    assert m.training_["n_train"] == 150 and m.training_["test_errors"]["dipole_D"] < 0.1
+    assert main(["info", str(model)]) == 0
+    assert "C C Cl Cl H H H H" in capsys.readouterr().out
+    assert main(["train", str(data), "-o", str(tmp_path / "d.npz"), "--direct", "--n-train", "50"]) == 0
+    assert load_model(tmp_path / "d.npz").frame == "lab"
+
+
+def test_train_rejects_missing_labels(tmp_path, dce_data, capsys):
+    data = tmp_path / "bad.extxyz"
+    write_data(data, dce_data, 10, drop=4)
+    assert main(["train", str(data), "-o", str(tmp_path / "m.npz")]) == 2
+    assert "frame 4 has no dipole" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+    assert main(["info", str(data)]) == 2
