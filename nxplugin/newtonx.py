@@ -75,6 +75,52 @@ def run_step(model, directory=".", *, results_dir=None):
             "time": control["t"]}
 
 
+def serve(model, socket_path, *, max_requests=None):
+    """Keep ``model`` loaded and do Newton-X steps for clients of a Unix socket (persistent mode).
+
+    Each request is one JSON line ``{"directory": TEMP, "results": RESULTS or null}`` (or
+    ``{"shutdown": true}``); the answer is one JSON line ``{"status": 0 or 2, "error": message}``.
+    Requests are served one at a time, as Newton-X's steps come. The socket file is removed on exit.
+    Clients: ``nxplugin newtonx step --socket PATH`` (see :mod:`nxplugin.commands.newtonx`).
+    """
+    import json
+    import signal
+    import socket
+    import threading
+
+    from nxplugin.errors import NxPluginError
+
+    if threading.current_thread() is threading.main_thread():  # SIGTERM -> SystemExit: the finally runs
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if os.path.exists(socket_path):
+        os.remove(socket_path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    server.listen(8)
+    served = 0
+    try:
+        while max_requests is None or served < max_requests:
+            connection, _ = server.accept()
+            with connection, connection.makefile("rw") as stream:
+                request = json.loads(stream.readline() or "{}")
+                if request.get("shutdown"):
+                    stream.write(json.dumps({"status": 0, "error": ""}) + "\n")
+                    break
+                try:
+                    run_step(model, request["directory"], results_dir=request.get("results"))
+                    answer = {"status": 0, "error": ""}
+                except (NxPluginError, OSError) as err:
+                    answer = {"status": 2, "error": str(err)}
+                except Exception as err:  # report to the client, keep serving
+                    answer = {"status": 2, "error": f"{type(err).__name__}: {err}"}
+                stream.write(json.dumps(answer) + "\n")
+            served += 1
+    finally:
+        server.close()
+        if os.path.exists(socket_path):
+            os.remove(socket_path)
+
+
 # ---------------------------------------------------------------- trajectory reader
 def _results_dir(path):
     path = os.fspath(path)
@@ -207,6 +253,8 @@ use strict;
 use warnings;
 my $model = $ENV{{NXPLUGIN_MODEL}} || '{model}';
 my @command = ({python}, '-m', 'nxplugin.cli', 'newtonx', 'step', '--model', $model);
+# with NXPLUGIN_SOCKET set, a running 'nxplugin newtonx serve' does the step (model kept loaded)
+push @command, '--socket', $ENV{{NXPLUGIN_SOCKET}} if $ENV{{NXPLUGIN_SOCKET}};
 system(@command) == 0 or die "run-nxplugin.pl: '@command' failed in TEMP/ (exit status $?)\\n";
 exit 0;
 """
@@ -250,7 +298,7 @@ def setup_trajectory(directory, atoms, *, model_path, temperature_K=300.0, dt_fs
         Paths written.
     """
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution
 
     from nxplugin.modelio import load_model
 
@@ -260,8 +308,10 @@ def setup_trajectory(directory, atoms, *, model_path, temperature_K=300.0, dt_fs
     model = load_model(model_path)
     model.check_geometry(atoms.numbers, atoms.positions)
     atoms = atoms.copy()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
-    Stationary(atoms)
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None)  # ASE >= 3.28
+    thermalize = thermalize or velocitydistribution.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    velocitydistribution.Stationary(atoms)
     job = os.path.join(directory, "JOB_AD")
     os.makedirs(job, exist_ok=True)
     python = shlex.quote(python or sys.executable)
@@ -269,7 +319,9 @@ def setup_trajectory(directory, atoms, *, model_path, temperature_K=300.0, dt_fs
     files = {
         os.path.join(directory, "geom"): None, os.path.join(directory, "veloc"): None,
         step_script: f"#!/bin/sh\n# Run in TEMP/ by Newton-X: one nxplugin step (writes epot, grad, grad.all).\n"
-                     f"exec {python} -m nxplugin.cli newtonx step --model {shlex.quote(model_path)}\n",
+                     f"# With NXPLUGIN_SOCKET set, a running 'nxplugin newtonx serve' does the step.\n"
+                     f"exec {python} -m nxplugin.cli newtonx step --model {shlex.quote(model_path)}"
+                     ' ${NXPLUGIN_SOCKET:+--socket "$NXPLUGIN_SOCKET"}\n',
         os.path.join(job, "analyt.par"): f" &analyt\n  anmod = 'nxplugin'\n  path = '{os.path.abspath(step_script)}'\n /\n",
         os.path.join(directory, "run-nxplugin.pl"): _PERL.format(
             model=model_path, python="'" + python.strip("'") + "'", side=SIDE_FILE),

@@ -129,3 +129,30 @@ def test_setup_writes_a_runnable_trajectory_folder(tmp_path, model_path, capsys)
 
     code = main(["newtonx", "setup", str(tmp_path / "md.traj"), "--model", model_path, "-o", str(out)])
     assert code == 2 and "already holds a geom" in capsys.readouterr().err
+
+
+def test_persistent_mode_serves_steps_and_errors(tmp_path, model_path, capsys):
+    import threading
+
+    from nxplugin.commands.newtonx import step_through_server
+    from nxplugin.modelio import load_model
+    from nxplugin.newtonx import serve
+
+    socket_path = str(tmp_path / "nx.sock")
+    assert step_through_server(socket_path, tmp_path) is None                 # no server: caller falls back
+    server = threading.Thread(target=serve, args=(load_model(model_path), socket_path), kwargs={"max_requests": 3})
+    server.start()
+    for _ in range(100):
+        if os.path.exists(socket_path):
+            break
+        threading.Event().wait(0.02)
+    temp = _temp(tmp_path)
+    assert step_through_server(socket_path, temp) == (0, "")
+    first = (temp / "epot").read_text()
+    status, error = step_through_server(socket_path, tmp_path / "nowhere")
+    assert status == 2 and "control.d: no such file" in error
+    code = main(["newtonx", "step", "--model", model_path, "--directory", str(temp), "--socket", socket_path])
+    assert code == 0 and (temp / "epot").read_text() == first
+    server.join(timeout=10)
+    assert not server.is_alive() and not os.path.exists(socket_path)
+    assert len((tmp_path / "RESULTS" / "nxplugin-dipoles.dat").read_text().splitlines()) == 4 + 2

@@ -6,6 +6,10 @@
       polarizability (bohr**3) at time t (fs) to ../RESULTS/nxplugin-dipoles.dat. Ground state only
       (nstat = 1, nstatdyn = 1). Imports numpy only, for a fast start.
 
+  nxplugin newtonx serve --model MODEL.npz --socket PATH
+      Persistent mode: keeps the model loaded and does the steps of 'step --socket PATH' clients,
+      which then skip loading numpy, scipy and the model (see the benchmark for the gain).
+
   nxplugin newtonx setup GEOMETRY --model MODEL.npz -o DIR [--temperature K] [--dt FS] [--tmax FS]
       Writes a Newton-X CS trajectory folder: geom (bohr, amu), veloc (bohr per atomic time unit,
       Maxwell-Boltzmann at --temperature in K, no net momentum), control.dyn (nstat = 1, nstatdyn = 1,
@@ -15,7 +19,7 @@
 
 
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="newtonx_command", metavar="{step,setup}", required=True)
+    sub = parser.add_subparsers(dest="newtonx_command", metavar="{step,serve,setup}", required=True)
     step = sub.add_parser("step", help="one Newton-X step in TEMP/ (geom, control.d -> epot, grad, grad.all)",
                           description="Run in Newton-X's TEMP/: reads geom (bohr) and control.d, writes epot "
                           "(Hartree), grad and grad.all (Hartree/bohr); appends the dipole (e*bohr) to "
@@ -24,6 +28,15 @@ def add_arguments(parser):
     step.add_argument("--directory", default=".", help="Newton-X TEMP/ folder (default: current folder)")
     step.add_argument("--results", default=None,
                       help="folder of the dipole side file (default: DIRECTORY/../RESULTS)")
+    step.add_argument("--socket", default=None,
+                      help="Unix socket of a running 'nxplugin newtonx serve'; without a server there, "
+                      "the step is done in this process")
+
+    serve = sub.add_parser("serve", help="persistent mode: keep the model loaded for 'step --socket' calls",
+                           description="Keep the model loaded and serve 'nxplugin newtonx step --socket PATH' "
+                           "calls over a Unix socket, one at a time. Stop with Ctrl-C or SIGTERM.")
+    serve.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    serve.add_argument("--socket", required=True, help="Unix socket path to create")
 
     setup = sub.add_parser("setup", help="write a Newton-X CS trajectory folder for an nxplugin model",
                            description="Write geom, veloc, control.dyn, JOB_AD/analyt.par, run-nxplugin.pl and "
@@ -44,11 +57,46 @@ def add_arguments(parser):
                        help="program number for the run-nxplugin.pl route (default 30.0)")
 
 
-def run(args):
-    if args.newtonx_command == "step":
-        from nxplugin.modelio import load_model
-        from nxplugin.newtonx import run_step
+def step_through_server(socket_path, directory, results=None):
+    """Ask a running ``nxplugin newtonx serve`` to do one step; None when no server answers there.
 
+    Returns ``(status, error message)``. Imports only the standard library (no numpy), so a step costs
+    little more than the Python start.
+    """
+    import json
+    import os
+    import socket
+
+    request = {"directory": os.path.abspath(directory),
+               "results": None if results is None else os.path.abspath(results)}
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(socket_path)
+    except OSError:
+        client.close()
+        return None
+    with client, client.makefile("rw") as stream:
+        stream.write(json.dumps(request) + "\n")
+        stream.flush()
+        answer = json.loads(stream.readline() or '{"status": 2, "error": "the server closed the connection"}')
+    return answer["status"], answer["error"]
+
+
+def run(args):
+    if args.newtonx_command == "step" and args.socket:
+        answer = step_through_server(args.socket, args.directory, args.results)
+        if answer is not None:
+            if answer[0]:
+                import sys
+                print(f"nxplugin newtonx step: error (from server {args.socket}): {answer[1]}", file=sys.stderr)
+            return answer[0]
+    if args.newtonx_command in ("step", "serve"):
+        from nxplugin.modelio import load_model
+        from nxplugin.newtonx import run_step, serve
+
+        if args.newtonx_command == "serve":
+            serve(load_model(args.model), args.socket)
+            return 0
         run_step(load_model(args.model), args.directory, results_dir=args.results)
         return 0
 
