@@ -15,15 +15,16 @@ COLORS = {"total": "black", "trans": "tab:blue", "gauche": "tab:orange",
           "isotropic": "tab:green", "anisotropic": "tab:purple"}
 
 
-def auto_range(spectrum, name, sticks=None, *, fraction=1e-3):
-    """(0, upper) in cm^-1 covering the spectrum above ``fraction`` of its maximum and all sticks."""
-    values = spectrum.mean[name]
-    above = spectrum.wavenumber[values > fraction * np.nanmax(values)]
+def auto_range(spectrum, name, sticks=None, *, fraction=0.01):
+    """(0, upper) in cm^-1: 1.15 times the highest wavenumber where the curve exceeds ``fraction`` of its
+    maximum, extended to cover all sticks, rounded up to 100 cm^-1."""
+    values = np.nan_to_num(spectrum.mean[name])
+    above = spectrum.wavenumber[values > fraction * values.max()]
     upper = above.max() if len(above) else spectrum.wavenumber[-1]
     for wavenumber, _ in (sticks or {}).values():
         if len(wavenumber):
             upper = max(upper, np.max(wavenumber))
-    return 0.0, min(float(np.ceil(upper * 1.1 / 100) * 100), float(spectrum.wavenumber[-1]))
+    return 0.0, min(float(np.ceil(upper * 1.15 / 100) * 100), float(spectrum.wavenumber[-1]))
 
 
 def _draw(ax, spectrum, name, label, color):
@@ -42,7 +43,8 @@ def _draw_sticks(ax, sticks, names):
             twin.vlines(wavenumber, 0, intensity, color=COLORS.get(name, "tab:red"), lw=1.5,
                         linestyles="dashed", label=f"harmonic {name}")
     twin.set_ylabel("harmonic intensity (km/mol)")
-    twin.set_ylim(bottom=0)
+    heights = [np.max(sticks[n][1]) for n in names if n in sticks and len(sticks[n][1])]
+    twin.set_ylim(0, 1.15 * max(heights) if heights and max(heights) > 0 else 1)
     return twin
 
 
@@ -98,7 +100,7 @@ def plot_spectrum(spectrum, *, conformer_spectra=None, harmonic=None, wavenumber
             twin = _draw_sticks(ax, harmonic, stick_names)
             more = twin.get_legend_handles_labels()
             handles, labels = handles + more[0], labels + more[1]
-        ax.legend(handles, labels, loc="upper right", fontsize="small")
+        ax.legend(handles, labels, loc="best", fontsize="small")
     axes[-1].set_xlabel("wavenumber (cm$^{-1}$)")
     if title:
         axes[0].set_title(title)

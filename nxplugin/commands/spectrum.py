@@ -18,8 +18,6 @@ gauche_stderr from the trans and gauche segments.
 example:
   nxplugin spectrum run*.extxyz --depth 1000 --conformers --plot spectrum.png --harmonic harmonic.csv
 """
-import sys
-
 UNIT_SUFFIX = {"ir": "km_mol-1_cm", "raman": "A4_amu-1_cm"}
 #: with one file and no --blocks: this many blocks when each is longer than twice the depth
 DEFAULT_BLOCKS = 4
@@ -150,7 +148,7 @@ def run(args):
         integral = spectra.band_integral(part.wavenumber, part.mean[name], low, high)
         print(f"band integral {low:g}-{high:g} cm^-1 ({label}): {integral:.4g} {unit}")
     _write_csv(args.out, kind, spectrum, conformer_spectra)
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {args.out}")
     if args.plot:
         from nxplugin.plots import plot_spectrum
 
@@ -159,5 +157,5 @@ def run(args):
                       wavenumber_range=args.range, path=args.plot,
                       title=f"{kind.upper() if kind == 'ir' else 'Raman'} spectrum, {len(trajectories)} "
                             f"trajectories, {args.qcf} correction, {args.window} window, depth {args.depth:g} fs")
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(f"wrote {args.plot}")
     return 0
