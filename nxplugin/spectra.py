@@ -50,6 +50,8 @@ import numpy as np
 import scipy.constants as sc
 from scipy.fft import irfft, next_fast_len, rfft
 
+from nxplugin.errors import DataFileError
+
 WINDOWS = ("hann", "gaussian", "boxcar")
 QUANTUM_CORRECTIONS = ("harmonic", "standard", "schofield")
 
@@ -383,7 +385,8 @@ def ensemble_spectrum(series, *, timestep_fs, temperature_K, kind="ir", n_blocks
         Per series, frames to use (pairs inside one run of True only), e.g. one conformer. Samples with
         no run longer than the depth are skipped with a warning.
     sources : list of str, optional
-        Names of the series (file names) for error messages.
+        Names of the series (file names); a series that cannot be used (too short for the depth,
+        non-finite values) raises :class:`~nxplugin.errors.DataFileError` naming it.
     depth_fs, window, qcf, padding : see :func:`ir_spectrum`
 
     Returns
@@ -406,7 +409,7 @@ def ensemble_spectrum(series, *, timestep_fs, temperature_K, kind="ir", n_blocks
                 wavenumber, curves = _sample_curves(kind, values[part], timestep_fs, temperatures[index],
                                                     None if mask is None else mask[part], options)
             except ValueError as err:
-                raise type(err)(f"{label}: {err}") from err
+                raise DataFileError(f"{label}: {err}") from err
             if any(np.isnan(curve).any() for curve in curves.values()):
                 skipped.append(label)
                 continue

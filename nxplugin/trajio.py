@@ -6,10 +6,10 @@ temperature in K.
 Accepted inputs: any file ``ase.io.read`` reads whose frames carry the dipole as a calculator result
 (``atoms.get_dipole_moment()``, as ``nxplugin md`` and any ASE calculator write it) or as
 ``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.read_trajectory`);
-plain arrays through :class:`Trajectory`. The spacing of the frames is taken from ``info['time']`` (fs)
-when every frame has it, else from ``info['timestep_fs']``, else it must be given. The temperature
-comes from ``info['temperature_K']`` unless given. The polarizability is ``info['polarizability']`` or
-a calculator result, 9 numbers or 3x3.
+plain arrays through :class:`Trajectory`. The spacing of the frames is taken from ``info['time']``
+(fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
+be given. The temperature comes from ``info['temperature_K']`` unless given. The polarizability is
+``info['polarizability']`` or a calculator result, 9 numbers or 3x3.
 """
 import os
 import warnings
@@ -89,7 +89,7 @@ def _frame_value(atoms, key):
 
 
 def _frame_spacing(frames, path, timestep_fs):
-    times = [atoms.info.get("time") for atoms in frames]
+    times = [atoms.info.get("time", atoms.info.get("time_fs")) for atoms in frames]
     stored = frames[0].info.get("timestep_fs")
     if any(t is not None for t in times):
         missing = [i for i, t in enumerate(times) if t is None]

@@ -145,7 +145,7 @@ def test_file_without_time_needs_timestep_and_single_file_uses_blocks(tmp_path, 
     assert integral == pytest.approx(spectra.harmonic_ir_intensity(D_TRANS), rel=0.03)
 
 
-def test_bad_files_name_file_and_frame(tmp_path):
+def test_bad_files_name_file_and_frame(tmp_path, capsys):
     n_frames = 50
     positions = dce_positions(np.full(n_frames, 180.0))
     dipoles = list(np.random.default_rng(1).normal(size=(n_frames, 3)))
@@ -162,6 +162,8 @@ def test_bad_files_name_file_and_frame(tmp_path):
     with pytest.raises(ValueError, match=r"good.extxyz: 50 frames .* too short for depth_fs=1000"):
         spectra.ensemble_spectrum([trajio.read_trajectory(good).dipoles], timestep_fs=0.5,
                                   temperature_K=300.0, sources=[good])
+    assert main(["spectrum", str(good), "--quiet", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "error: " + str(good) + ": 50 frames (24.5 fs) are too short" in capsys.readouterr().err
     with pytest.raises(DataFileError, match="frames are 0.5 fs apart but timestep_fs=1 was given"):
         trajio.read_trajectory(good, timestep_fs=1.0)
     import ase.io

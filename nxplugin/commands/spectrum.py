@@ -18,6 +18,8 @@ gauche_stderr from the trans and gauche segments.
 example:
   nxplugin spectrum run*.extxyz --depth 1000 --conformers --plot spectrum.png --harmonic harmonic.csv
 """
+import warnings
+
 UNIT_SUFFIX = {"ir": "km_mol-1_cm", "raman": "A4_amu-1_cm"}
 #: with one file and no --blocks: this many blocks when each is longer than twice the depth
 DEFAULT_BLOCKS = 4
@@ -117,6 +119,10 @@ def run(args):
     from nxplugin import conformers, spectra, trajio
 
     kind = "raman" if args.raman else "ir"
+    harmonic = trajio.read_harmonic_csv(args.harmonic) if args.harmonic else None
+    if harmonic and kind == "raman":
+        warnings.warn("--harmonic sticks are IR intensities (km/mol); not drawn on a Raman spectrum", stacklevel=2)
+        harmonic = None
     trajectories = trajio.read_trajectories(
         args.files, progress=not args.quiet, timestep_fs=args.timestep, temperature_K=args.temperature,
         dipoles=kind == "ir", polarizabilities=kind == "raman")
@@ -149,10 +155,11 @@ def run(args):
         print(f"band integral {low:g}-{high:g} cm^-1 ({label}): {integral:.4g} {unit}")
     _write_csv(args.out, kind, spectrum, conformer_spectra)
     print(f"wrote {args.out}")
+    for conformer, (_, intensity) in (harmonic or {}).items():
+        print(f"harmonic {conformer}: {len(intensity)} modes, total {intensity.sum():.4g} km/mol")
     if args.plot:
         from nxplugin.plots import plot_spectrum
 
-        harmonic = trajio.read_harmonic_csv(args.harmonic) if args.harmonic else None
         plot_spectrum(spectrum, conformer_spectra=conformer_spectra, harmonic=harmonic,
                       wavenumber_range=args.range, path=args.plot,
                       title=f"{kind.upper() if kind == 'ir' else 'Raman'} spectrum, {len(trajectories)} "
