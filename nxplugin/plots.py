@@ -80,10 +80,12 @@ def plot_spectrum(spectrum, *, conformer_spectra=None, harmonic=None, wavenumber
     figure = Figure(figsize=(8, 3.2 * panels), layout="constrained")
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     low, high = wavenumber_range or auto_range(spectrum, name, harmonic)
-    _draw(axes[0], spectrum, name, "MD, all frames", COLORS["total"])
+    _draw(axes[0], spectrum, name, "MD, all frames" + (" (total)" if name == "activity" else ""),
+          COLORS["total"])
     if name == "activity":
         for part in ("isotropic", "anisotropic"):
-            axes[0].plot(spectrum.wavenumber, spectrum.mean[part], color=COLORS[part], lw=0.9, label=part)
+            axes[0].plot(spectrum.wavenumber, spectrum.mean[part], color=COLORS[part], lw=1.2, ls="--",
+                         label=f"{part} part")
     rows = [(axes[0], spectrum, list(harmonic))]
     for ax, (conformer, part) in zip(axes[1:], conformer_spectra.items()):
         _draw(ax, part, name, f"MD, {conformer} segments", COLORS.get(conformer, "tab:gray"))
