@@ -11,6 +11,7 @@ import sys
 COMMANDS = {
     "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
     "info": "Print the metadata of a model file",
+    "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
     "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
@@ -34,7 +35,13 @@ def build_parser():
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"nxplugin: warning: {message}\n"
+
+
 def main(argv=None):
+    import warnings
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

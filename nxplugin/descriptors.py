@@ -6,12 +6,28 @@ For atoms ``i < j`` (pairs in ``numpy.triu_indices`` order) the descriptor is
 ``d_ij = r_ij(eq) / r_ij``. It is invariant under rotations, reflections and translations, but not
 under permutations of atoms: a model built on it expects the atom order it was trained with.
 """
+from functools import lru_cache
+
 import numpy as np
 
 
+@lru_cache(maxsize=16)
 def pair_indices(n_atoms):
-    """Index arrays ``(i, j)`` of the ``n_atoms * (n_atoms - 1) / 2`` pairs with ``i < j``."""
-    return np.triu_indices(n_atoms, 1)
+    """Index arrays ``(i, j)`` of the ``n_atoms * (n_atoms - 1) / 2`` pairs with ``i < j`` (cached)."""
+    i, j = np.triu_indices(n_atoms, 1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
+@lru_cache(maxsize=16)
+def _incidence(n_atoms):
+    """(n_atoms, n_pairs) matrix: +1 where the atom is the pair's i, -1 where it is its j."""
+    i, j = pair_indices(n_atoms)
+    out = np.zeros((n_atoms, len(i)))
+    out[i, np.arange(len(i))] = 1.0
+    out[j, np.arange(len(i))] = -1.0
+    out.flags.writeable = False
+    return out
 
 
 def pair_distances(positions):
@@ -61,11 +77,7 @@ def descriptor_gradient(positions, descriptor, grad_descriptor):
     diff = positions[..., i, :] - positions[..., j, :]
     r2 = np.einsum("...k,...k->...", diff, diff)
     pair_grad = (-grad_descriptor * descriptor / r2)[..., None] * diff      # d/dx_i of each pair
-    # scatter pair contributions onto atoms with a fixed incidence matrix (+1 for i, -1 for j)
-    incidence = np.zeros((n_atoms, len(i)))
-    incidence[i, np.arange(len(i))] = 1.0
-    incidence[j, np.arange(len(i))] = -1.0
-    return np.einsum("ap,...pk->...ak", incidence, pair_grad)
+    return np.einsum("ap,...pk->...ak", _incidence(n_atoms), pair_grad)   # scatter onto atoms
 
 
 def descriptor_jacobian(positions, descriptor):

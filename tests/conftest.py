@@ -3,21 +3,18 @@ per session) and a model fitted to it."""
 import numpy as np
 import pytest
 
-# Approximate trans-DCE (C, C, Cl, Cl, H, H, H, H), Angstrom; fixtures relax it with GFN2-xTB.
-TRANS_DCE = np.array([
-    [0.000, 0.000, 0.766], [0.000, 0.000, -0.756], [0.000, 1.650, 1.370], [0.000, -1.655, -1.381],
-    [0.891, -0.515, 1.148], [-0.891, -0.510, 1.142], [0.896, 0.507, -1.144], [-0.895, 0.510, -1.146]])
+from nxplugin.molecules import dce
+
+# GFN2-xTB trans-DCE (C, C, Cl, Cl, H, H, H, H), Angstrom, in the atom order the shipped model uses.
+TRANS_DCE = dce("trans").positions
 
 
 def _dce_data(n, seed):
-    from ase import Atoms
-    from ase.optimize import BFGS
     from tblite.ase import TBLite
 
     rng = np.random.default_rng(seed)
-    atoms = Atoms("C2Cl2H4", positions=TRANS_DCE)
+    atoms = dce("trans")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    BFGS(atoms, logfile=None).run(fmax=0.005)
     eq = atoms.positions.copy()
     out = {"numbers": atoms.numbers.copy(), "reference": eq, "positions": [], "energies": [],
            "forces": [], "dipoles": []}

@@ -1,0 +1,86 @@
+"""Run molecular dynamics with an nxplugin model (ASE integrators), one extxyz file per trajectory.
+
+Every saved frame keeps positions (Angstrom), momenta, info['time'] (fs), the potential energy (eV),
+forces (eV/Angstrom), dipole (e*Angstrom), info['polarizability'] (Angstrom^3) when the model has it,
+info['ood_score'] and info['temperature_K']; ase.io.read reads the files. DCE models start
+alternately from the trans and gauche minima. Checkpoints are written as the run goes: after a
+crash or kill, the same command with --resume continues every unfinished trajectory.
+"""
+import os
+
+DEFAULT_MODEL = os.path.join("calculators", "dce-gfn2xtb", "model.npz")
+
+
+def default_model_path():
+    """The shipped DCE model: in the source tree, or where pip installed its data files."""
+    import sys
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for root in (here, os.path.join(sys.prefix, "share", "nxplugin")):
+        path = os.path.join(root, DEFAULT_MODEL)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"the shipped model {DEFAULT_MODEL} is not installed; give --model MODEL.npz")
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", metavar="MODEL.npz", help="model file (default: the shipped DCE GFN2-xTB model)")
+    parser.add_argument("--temperature", type=float, default=300.0, metavar="K",
+                        help="initial velocities and thermostat target, K (default 300)")
+    parser.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="time step, fs (default 0.5)")
+    parser.add_argument("--time", type=float, default=1.0, metavar="PS", help="length of each trajectory, ps (default 1)")
+    parser.add_argument("--n-traj", type=int, default=2, help="number of trajectories (default 2)")
+    parser.add_argument("--thermostat", choices=["nve", "langevin", "bussi"], default="langevin",
+                        help="nve (velocity Verlet), langevin or bussi (default langevin)")
+    parser.add_argument("--friction", type=float, default=0.01, metavar="1/FS",
+                        help="Langevin friction, 1/fs (default 0.01)")
+    parser.add_argument("--taut", type=float, default=100.0, metavar="FS", help="Bussi time constant, fs (default 100)")
+    parser.add_argument("--interval", type=int, default=2, help="steps between saved frames (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (traj_000.extxyz, ...)")
+    parser.add_argument("--resume", action="store_true", help="continue unfinished trajectories in DIR")
+    parser.add_argument("--checkpoint-every", type=int, default=200, metavar="FRAMES",
+                        help="saved frames between checkpoints (default 200)")
+    parser.add_argument("--ood-threshold", type=float, default=1.0,
+                        help="out-of-domain score that triggers a warning (default 1.0)")
+    parser.add_argument("--stop-on-ood", action="store_true",
+                        help="stop a trajectory cleanly when it leaves the training domain")
+
+
+def run(args):
+    import json
+    import warnings
+
+    from tqdm import tqdm
+
+    from nxplugin.dynamics import initial_conditions, run_trajectory
+    from nxplugin.modelio import load_model
+
+    if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
+        raise ValueError("--timestep, --time and --n-traj must be positive and --temperature non-negative")
+    model_path = args.model or default_model_path()
+    model = load_model(model_path)
+    n_steps = int(round(args.time * 1000 / args.timestep))
+    os.makedirs(args.out, exist_ok=True)
+    starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
+    summary = []
+    print(f"model {model_path}; {args.n_traj} x {args.time} ps at {args.temperature} K "
+          f"({args.thermostat}, {args.timestep} fs steps) -> {args.out}")
+    with tqdm(total=n_steps * args.n_traj, unit="step", desc="md", disable=None) as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("always")
+        for k, atoms in enumerate(starts):
+            path = os.path.join(args.out, f"traj_{k:03d}.extxyz")
+            info = run_trajectory(model, atoms, path, temperature_K=args.temperature, timestep_fs=args.timestep,
+                                  n_steps=n_steps, interval=args.interval, thermostat=args.thermostat,
+                                  friction_per_fs=args.friction, taut_fs=args.taut, seed=args.seed, traj_id=k,
+                                  resume=args.resume, checkpoint_every=args.checkpoint_every,
+                                  ood_threshold=args.ood_threshold,
+                                  stop_on_ood=args.stop_on_ood, progress=bar.update)
+            summary.append(dict(info, path=path))
+    with open(os.path.join(args.out, "summary.json"), "w") as handle:
+        json.dump({"model": model_path, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                   "trajectories": summary}, handle, indent=1, default=str)
+    n_ood = sum(s["ood_frames"] for s in summary)
+    stopped = [s["path"] for s in summary if s.get("stopped")]
+    print(f"wrote {len(summary)} trajectories ({sum(s['frames'] for s in summary)} frames) in {args.out}; "
+          f"{n_ood} frames beyond the training data" + (f"; stopped: {stopped}" if stopped else ""))
