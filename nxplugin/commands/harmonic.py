@@ -1,0 +1,46 @@
+"""Harmonic IR spectrum of the trans and gauche conformers with a model (ase.vibrations.Infrared).
+
+Optimises each conformer with the model (DCE models: trans and gauche; other models: the model's
+equilibrium geometry), computes harmonic frequencies (cm^-1) and IR intensities (km/mol) by finite
+differences, and writes a CSV with columns conformer, wavenumber_cm-1, intensity_km_mol-1. The
+sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmonic.csv.
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="MODEL.npz")
+    parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
+    parser.add_argument("--fmax", type=float, default=1e-4, metavar="EV/A",
+                        help="optimisation threshold, eV/Angstrom (default 1e-4)")
+    parser.add_argument("--delta", type=float, default=0.01, metavar="A",
+                        help="finite-difference displacement, Angstrom (default 0.01)")
+
+
+def run(args):
+    import csv
+
+    from ase import Atoms
+
+    from nxplugin.calculator import RPRCalculator
+    from nxplugin.elements import formula
+    from nxplugin.harmonic import harmonic_ir, optimise
+    from nxplugin.modelio import load_model
+    from nxplugin import molecules
+
+    model = load_model(args.model)
+    if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
+        starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
+    else:
+        starts = {"equilibrium": Atoms(model.numbers, positions=model.reference_)}
+    rows = []
+    for name, atoms in starts.items():
+        relaxed = optimise(atoms, RPRCalculator(model), fmax=args.fmax)
+        wavenumbers, intensities = harmonic_ir(relaxed, delta=args.delta)
+        rows += [(name, w, i) for w, i in zip(wavenumbers, intensities)]
+        print(f"{name}: {len(wavenumbers)} modes, strongest {wavenumbers[intensities.argmax()]:.1f} cm^-1 "
+              f"({intensities.max():.1f} km/mol), total {intensities.sum():.1f} km/mol")
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["conformer", "wavenumber_cm-1", "intensity_km_mol-1"])
+        writer.writerows((c, f"{w:.3f}", f"{i:.5f}") for c, w, i in rows)
+    print(f"wrote {args.out}")
