@@ -39,6 +39,11 @@ def run_step(model, directory=".", *, results_dir=None):
         ``energy`` (Hartree), ``gradient`` (nat, 3) Hartree/bohr, ``dipole`` (3,) e*bohr,
         ``polarizability`` (3, 3) bohr**3 or None, ``time`` (fs).
 
+    Notes
+    -----
+    ``epot``, ``grad`` and ``grad.all`` left from the previous step are removed first, so a failed step
+    never leaves an old answer behind; each is then written whole (temporary file and ``os.replace``).
+
     Raises
     ------
     DataFileError
@@ -46,6 +51,10 @@ def run_step(model, directory=".", *, results_dir=None):
     GeometryError
         A geometry the model cannot take (other molecule, atom order, overlapping atoms); names ``geom``.
     """
+    outputs = [os.path.join(directory, name) for name in ("epot", "grad", "grad.all")]
+    for path in outputs:  # a failed step must not leave the previous step's answer for Newton-X to read
+        if os.path.exists(path):
+            os.remove(path)  # (also makes the os.replace below cheap: ext4 flushes on replacing a file)
     control_path = os.path.join(directory, "control.d")
     control = read_control_d(control_path)
     if control["nstat"] != 1 or control["nstatdyn"] != 1:
@@ -65,9 +74,9 @@ def run_step(model, directory=".", *, results_dir=None):
     dipole = np.asarray(prediction["dipole"][0]) / BOHR
     alpha = prediction.get("polarizability")
     alpha = None if alpha is None else np.asarray(alpha[0]) / BOHR**3
-    write_epot(os.path.join(directory, "epot"), [energy])
-    write_grad(os.path.join(directory, "grad"), gradient)
-    write_grad(os.path.join(directory, "grad.all"), gradient)
+    write_epot(outputs[0], [energy])
+    write_grad(outputs[1], gradient)
+    write_grad(outputs[2], gradient)
     results_dir = os.path.join(directory, os.pardir, "RESULTS") if results_dir is None else results_dir
     os.makedirs(results_dir, exist_ok=True)
     append_side_file(os.path.join(results_dir, SIDE_FILE), control["t"], dipole, alpha)

@@ -314,6 +314,7 @@ def test_step_rejects_excited_states(tmp_path, water_model_path):
     control = dict(zip(newtonx_io.CONTROL_D_FIELDS, [3, 0, 2, 2, 0, 1, 0.5, 0.0, 10.0, 0, 200, 0, 100.0,
                                                      1, 0.0, 0.0, 1, 0.5, 0.5]))
     write_control_d(tmp_path / "control.d", control)
+    (tmp_path / "epot").write_text("-76.0\n")                          # left from a previous step
     with pytest.raises(DataFileError, match=r"control.d: nstat=2, nstatdyn=2; nxplugin models give the ground state"):
         newtonx.run_step(load_model(water_model_path), tmp_path)
     assert not (tmp_path / "epot").exists()
