@@ -27,7 +27,7 @@ from nxplugin.models import FRAMES, GROUPS, RPRModel
 FORMAT = "nxplugin-model"
 SCHEMA_VERSION = 1
 ARRAYS = ("numbers_", "masses_", "reference_", "reference_distances_", "offset_", "coef_",
-          "train_descriptors_")
+          "train_descriptors_", "charges_")
 UNITS = {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "dipole": "e*Angstrom",
          "polarizability": "Angstrom**3", "masses": "amu"}
 
@@ -132,6 +132,7 @@ def load_model(path):
     n_train, n_out = arrays["coef_"].shape if arrays["coef_"].ndim == 2 else (0, 0)
     expected = {"numbers_": (n_atoms,), "masses_": (n_atoms,), "reference_": (n_atoms, 3),
                 "reference_distances_": (n_atoms * (n_atoms - 1) // 2,), "offset_": (n_out,),
+                "charges_": (n_atoms,),
                 "train_descriptors_": (n_train, n_atoms * (n_atoms - 1) // 2)}
     for name, shape in expected.items():
         if arrays[name].shape != shape:

@@ -44,10 +44,16 @@ class RPRModel:
         Training points used by the leave-one-out search (a random subset of that size).
     random_state : int, default=0
         Seed of the search subset.
+    charges : bool, default=True
+        Learn the dipole on top of a fixed-point-charge baseline ``sum_i q_i (x_i - c)`` whose
+        charges (e) are fitted to the training dipoles by least squares with zero total charge. The
+        baseline is exactly covariant and carries most of the dipole derivatives (IR intensities);
+        the kernel model learns the smaller remainder in the molecular frame.
     """
 
-    def __init__(self, *, frame="eckart", sigma=None, lam=None, n_search=1500, random_state=0):
+    def __init__(self, *, frame="eckart", charges=True, sigma=None, lam=None, n_search=1500, random_state=0):
         self.frame = frame
+        self.charges = charges
         self.sigma = sigma
         self.lam = lam
         self.n_search = n_search
@@ -107,7 +113,10 @@ class RPRModel:
         # features r_eq/r - 1: the same kernel, but squared distances lose less to cancellation
         x = descriptors.inverse_distances(positions, self.reference_distances_) - 1.0
         rot = self._frames(positions)
-        columns = [labels["energy"], frames.vector_to_frame(labels["dipole"], rot)]
+        self.charges_ = _fit_charges(positions, labels["dipole"], self.masses_) if self.charges \
+            else np.zeros(len(numbers))
+        residual = labels["dipole"] - self._charge_dipole(positions)
+        columns = [labels["energy"], frames.vector_to_frame(residual, rot)]
         if "polarizability" in labels:
             columns.append(frames.symmetric_to_six(frames.tensor_to_frame(labels["polarizability"], rot)))
         y = np.hstack(columns)
@@ -160,6 +169,10 @@ class RPRModel:
         if self.frame == "lab":
             return np.broadcast_to(np.eye(3), positions.shape[:-2] + (3, 3))
         return frames.compute_frames(positions, self.masses_, self.reference_, self.frame)[0]
+
+    def _charge_dipole(self, positions):
+        """Point-charge dipole ``sum_i q_i (x_i - c)``, e*Angstrom, shape (n, 3)."""
+        return np.einsum("i,nij->nj", self.charges_, frames.centered(positions, self.masses_))
 
     def check_geometry(self, numbers, positions):
         """Raise :class:`GeometryError` naming the atoms if the geometries cannot be used.
@@ -227,7 +240,7 @@ class RPRModel:
         if forces:
             out["forces"] = -descriptors.descriptor_gradient(pos, descriptor, grad_x)
         rot = self._frames(pos)
-        out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot)
+        out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
         if "polarizability" in self.outputs_:
             out["polarizability"] = frames.tensor_from_frame(frames.six_to_symmetric(values[:, 4:10]), rot)
         out["ood_score"] = np.sqrt(d2.min(axis=1)) / self.ood_scale_
@@ -265,6 +278,17 @@ class RPRModel:
     @property
     def has_polarizability(self):
         return "polarizability" in getattr(self, "outputs_", ())
+
+
+def _fit_charges(positions, dipoles, masses):
+    """Least-squares atomic charges (e) reproducing dipoles (e*Angstrom) with zero total charge."""
+    x = frames.centered(positions, masses)                      # (n, n_atoms, 3)
+    n_atoms = x.shape[1]
+    # q = Z t with the columns of Z spanning the zero-sum subspace
+    basis = np.vstack([np.eye(n_atoms - 1), -np.ones((1, n_atoms - 1))])
+    design = np.einsum("nij,ik->njk", x, basis).reshape(-1, n_atoms - 1)
+    t = np.linalg.lstsq(design, dipoles.reshape(-1), rcond=None)[0]
+    return basis @ t
 
 
 def _per_group(value, group):

@@ -1,0 +1,112 @@
+"""Render MODEL_CARD.md from the measurements in card.json (written by make_card.py)."""
+import json
+import sys
+
+COMMAND = "python calculators/dce-gfn2xtb/make_card.py"
+
+
+def _errors_table(card):
+    lines = ["| model | test set | conformer | frames | energy (kcal/mol) | forces (kcal/mol/Å) | dipole (D) | polarizability (Å³) |",
+             "|---|---|---|---|---|---|---|---|"]
+    names = {"eckart": "RPR Eckart (shipped)", "inertia": "RPR inertia frame", "lab": "direct lab frame"}
+    for frame, sets in card["errors"].items():
+        for test, groups in sets.items():
+            for conformer, e in groups.items():
+                lines.append(f"| {names[frame]} | {test} | {conformer} | {e['n']} | {e['energy_kcal_mol']:.4f} | "
+                             f"{e['forces_kcal_mol_A']:.3f} | {e['dipole_D']:.4f} | {e.get('polarizability_A3', float('nan')):.4f} |")
+    return "\n".join(lines)
+
+
+def _band_table(card, name):
+    lines = ["| conformer | GFN2-xTB (cm⁻¹) | model (cm⁻¹) | GFN2-xTB (km/mol) | model (km/mol) | intensity error | within targets |",
+             "|---|---|---|---|---|---|---|"]
+    for conformer, bands in card["band_check"][name].items():
+        for b in bands:
+            lines.append(f"| {conformer} | {b['gfn2_cm-1']:.1f} | {b['model_cm-1']:.1f} | {b['gfn2_km_mol']:.1f} | "
+                         f"{b['model_km_mol']:.1f} | {100 * b['intensity_error']:+.1f} % | {'yes' if b['ok'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def write_card(card, path):
+    e = card["errors"]
+    ratio = e["lab"]["test500"]["all"]["dipole_D"] / e["eckart"]["test500"]["all"]["dipole_D"]
+    hp = "\n".join(f"- {g}: σ = {h['sigma']:.4g}, λ = {h['lam']:.3g}" for g, h in card["hyperparameters"].items())
+    data = "\n".join(f"- `{name}.extxyz.gz`: {d['frames']} frames ({d.get('trans', 0)} trans, {d.get('gauche', 0)} "
+                     f"gauche; |Cl–C–C–Cl| ≥ 120° counts as trans), sha256 `{d['sha256'][:16]}…`"
+                     for name, d in card["data"].items())
+    curve = "\n".join(f"| {p['n_train']} | " + " | ".join(f"{card['learning_curve'][f][k]['errors']['dipole_D']:.4f}"
+                                                           for f in ("eckart", "inertia", "lab")) + " |"
+                      for k, p in enumerate(card["learning_curve"]["eckart"]))
+    bands = ""
+    if "band_check" in card:
+        counts = {name: sum(b["ok"] for c in card["band_check"][name].values() for b in c) for name in card["band_check"]}
+        total = sum(len(c) for c in card["band_check"]["eckart"].values())
+        bands = f"""
+## Harmonic IR spectrum against GFN2-xTB
+
+GFN2-xTB reference: `ase.vibrations.Infrared` on tblite with `accuracy=0.01`, at its own minimum; model:
+`ase.vibrations.Infrared` on `RPRCalculator` at the model's minimum (the same as `nxplugin harmonic`).
+Modes are paired in order of wavenumber. Targets for every band of ≥ 5 km/mol: wavenumber within
+1.5 % (or 10 cm⁻¹) and intensity within 25 %. Bands within both targets: shipped Eckart-frame model
+{counts['eckart']} of {total}; the paper's inertia frame {counts['inertia']} of {total}.
+
+Shipped model (Eckart frame):
+
+{_band_table(card, 'eckart')}
+
+Inertia frame (for comparison):
+
+{_band_table(card, 'inertia')}
+"""
+    text = f"""# Model card: `dce-gfn2xtb`
+
+1,2-Dichloroethane (C, C, Cl, Cl, H, H, H, H; Cl2 and H4, H5 on C0) at the GFN2-xTB level (tblite,
+default settings, gas phase). Energy and analytic forces, dipole and polarizability by
+rotate-predict-rotate kernel ridge regression (KREG: Gaussian kernel on r_eq/r over all atom pairs).
+Units: eV, eV/Å, e·Å, Å³ (ASE).
+
+Every figure below is measured by `{COMMAND}` (which also writes `model.npz`, `card.json` and
+`learning_curve.png`); the data are made by the commands in `data/README.md`.
+
+## Frame
+The dipole and polarizability are learned in the **Eckart frame** of the molecule relative to the
+trans minimum (the orthogonal polar factor of Σ m_i (x_i − c) y_iᵀ, reflections allowed), not in the
+principal axes of inertia used by Martinka et al. (2024). The Eckart frame is an analytic function of the
+coordinates whenever that matrix is non-singular, so it does not swing when two moments of inertia
+nearly coincide (trans-DCE: the two larger moments differ by ~3 %). Both frames are exactly
+covariant under rotations, reflections and translations; mirror images get identical labels. The
+inertia frame stays available (`nxplugin train --frame inertia`) and is compared here.
+
+## Data
+{data}
+
+## Hyperparameters (closed-form leave-one-out search on 1500 points)
+{hp}
+
+Training time with the search, N = {card['learning_curve']['eckart'][-1]['n_train']}: {card['train_seconds']['eckart']:.1f} s.
+
+## Test errors (RMSE over all Cartesian components, after back-rotation)
+Test sets are independent trajectories never used in training (`test500`: 500 K, `test300`: 300 K).
+
+{_errors_table(card)}
+
+RPR (Eckart) dipole RMSE is {ratio:.1f}× lower than the direct lab-frame model on the same data.
+
+Covariance: largest relative deviation of predicted dipoles and polarizabilities from exact
+covariance over 1000 random rotations, reflections and translations of 10 test geometries:
+Eckart {card['covariance_max_relative_error']['eckart']:.1e}, inertia {card['covariance_max_relative_error']['inertia']:.1e}.
+
+## Learning curve (dipole RMSE in D on test500)
+![learning curve](learning_curve.png)
+
+| N | RPR Eckart | RPR inertia | direct |
+|---|---|---|---|
+{curve}
+{bands}"""
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as handle:
+        write_card(json.load(handle), sys.argv[2])
