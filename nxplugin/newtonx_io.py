@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from nxplugin.elements import SYMBOLS
 from nxplugin.errors import DataFileError
 
 #: Bohr radius in Angstrom; = ase.units.Bohr (CODATA 2014).
@@ -29,11 +30,6 @@ _CONTROL_D_REALS = {"dt", "t", "tmax", "thres", "timekill", "prog", "etot_jump",
 
 SIDE_FILE = "nxplugin-dipoles.dat"
 
-# Element symbols by atomic number (index 0 is a placeholder).
-SYMBOLS = ("X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As "
-           "Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd "
-           "Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am "
-           "Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og").split()
 _NUMBER_OF = {s.upper(): z for z, s in enumerate(SYMBOLS)}
 
 
