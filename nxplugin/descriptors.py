@@ -86,3 +86,50 @@ def descriptor_jacobian(positions, descriptor):
     n_pairs = descriptor.shape[-1]
     eye = np.broadcast_to(np.eye(n_pairs), descriptor.shape[:-1] + (n_pairs, n_pairs))
     return descriptor_gradient(positions[..., None, :, :], descriptor[..., None, :], eye)
+
+
+def symmetry_pair_permutations(numbers, reference_distances, *, tol=1e-3, max_candidates=100_000):
+    """Permutations of like atoms that leave the reference geometry's distances unchanged.
+
+    These are the point-group operations of the equilibrium geometry written as atom relabellings
+    (trans-DCE, C2h: 4). Applied to the descriptor they act as permutations of its pairs, and a kernel
+    averaged over them makes a model exactly invariant to them, so that symmetry-distinct normal
+    modes cannot mix.
+
+    Parameters
+    ----------
+    numbers : array-like of shape (n_atoms,)
+    reference_distances : ndarray of shape (n_pairs,), Angstrom
+    tol : float
+        Largest distance change, Angstrom, for a relabelling to count as a symmetry.
+    max_candidates : int
+        Above this many candidate relabellings only the identity is returned.
+
+    Returns
+    -------
+    ndarray of int of shape (n_symmetries, n_pairs)
+        Row ``s`` lists, for each pair, the index of the pair it is mapped to; row 0 is the identity.
+    """
+    from itertools import permutations, product
+    from math import factorial, prod
+
+    numbers = np.asarray(numbers)
+    n_atoms = len(numbers)
+    i, j = pair_indices(n_atoms)
+    index = np.full((n_atoms, n_atoms), -1)
+    index[i, j] = index[j, i] = np.arange(len(i))
+    identity = np.arange(len(i))
+    classes = [np.flatnonzero(numbers == z) for z in np.unique(numbers)]
+    if prod(factorial(len(c)) for c in classes) > max_candidates:
+        return identity[None]
+    found = [identity]
+    for choice in product(*(permutations(c) for c in classes)):
+        perm = np.empty(n_atoms, dtype=int)
+        for members, image in zip(classes, choice):
+            perm[members] = image
+        pairs = index[perm[i], perm[j]]
+        if np.array_equal(pairs, identity):
+            continue
+        if np.abs(reference_distances[pairs] - reference_distances).max() < tol:
+            found.append(pairs)
+    return np.array(found)

@@ -9,7 +9,8 @@ point ``i`` is ``alpha_i / [(K + lam I)^-1]_ii``, so one eigendecomposition per 
 error of every regularisation strength and every output at once.
 """
 import numpy as np
-from scipy import linalg
+
+TOLERANCE = 0.02   # relative LOO error accepted for a more regularised (better conditioned) fit
 
 
 def squared_distances(a, b, b_sq=None):
@@ -28,6 +29,7 @@ def gaussian(d2, sigma):
 
 def solve(kernel, targets, lam):
     """Coefficients ``(K + lam I)^-1 y`` by Cholesky; ``targets`` of shape (n,) or (n, m)."""
+    from scipy import linalg     # imported here: prediction (the Newton-X step path) never needs it
     k = kernel.copy()
     k.flat[:: len(k) + 1] += lam
     try:
@@ -51,6 +53,7 @@ def loo_errors(kernel, targets, lams):
     -------
     ndarray of shape (len(lams), m): LOO mean squared error per strength and output column.
     """
+    from scipy import linalg
     w, v = linalg.eigh(kernel, check_finite=False)
     w = np.maximum(w, 0.0)
     vty = v.T @ targets
@@ -64,16 +67,28 @@ def loo_errors(kernel, targets, lams):
     return out
 
 
-def search(descriptors, targets, groups, sigmas, lams, progress=None):
+def invariant_squared_distances(a, b, pair_permutations, b_sq=None):
+    """Squared distances between the symmetry images of ``a`` and the rows of ``b``.
+
+    Returns an array of shape (len(a), n_symmetries, len(b)); image 0 is ``a`` itself.
+    """
+    images = a[:, pair_permutations]                              # (n_a, n_sym, n_features)
+    d2 = squared_distances(images.reshape(-1, a.shape[1]), b, b_sq)
+    return d2.reshape(len(a), len(pair_permutations), len(b))
+
+
+def search(d2, targets, groups, sigmas, lams, progress=None):
     """Pick the width and strength with the lowest LOO error for each group of output columns.
 
     Parameters
     ----------
-    descriptors : ndarray of shape (n, n_features)
+    d2 : ndarray of shape (n, n_symmetries, n)
+        :func:`invariant_squared_distances` of the points with themselves.
     targets : ndarray of shape (n, m)
         Standardised targets (columns of comparable scale within a group).
-    groups : dict of str to list of int
-        Output columns judged together, e.g. ``{"dipole": [1, 2, 3]}``.
+    groups : dict of str to (list of int, bool)
+        Output columns judged together, e.g. ``{"dipole": ([1, 2, 3], False)}``, and whether that
+        group uses the kernel averaged over symmetry images.
     sigmas, lams : sequence of float
     progress : callable or None
         Called with no argument after each width.
@@ -81,18 +96,23 @@ def search(descriptors, targets, groups, sigmas, lams, progress=None):
     Returns
     -------
     best : dict of str to (sigma, lam, rmse)
-    table : ndarray of shape (len(sigmas), len(lams), m)
-        LOO mean squared errors.
+        Per group, the largest ``lam`` (and its width) whose LOO RMSE is within ``TOLERANCE`` of
+        the lowest.
     """
-    d2 = squared_distances(descriptors, descriptors)
     table = np.empty((len(sigmas), len(lams), targets.shape[1]))
     for s, sigma in enumerate(sigmas):
-        table[s] = loo_errors(gaussian(d2, sigma), targets, lams)
+        for invariant in {inv for _, inv in groups.values()}:
+            cols = [c for cols, inv in groups.values() if inv == invariant for c in cols]
+            kernel = gaussian(d2, sigma).mean(axis=1) if invariant else gaussian(d2[:, 0], sigma)
+            table[s][:, cols] = loo_errors(0.5 * (kernel + kernel.T), targets[:, cols], lams)
         if progress is not None:
             progress()
     best = {}
-    for name, cols in groups.items():
-        score = table[:, :, cols].mean(axis=-1)
-        s, lam = np.unravel_index(np.argmin(score), score.shape)
-        best[name] = (float(sigmas[s]), float(lams[lam]), float(np.sqrt(score[s, lam])))
-    return best, table
+    for name, (cols, _) in groups.items():
+        rmse = np.sqrt(table[:, :, cols].mean(axis=-1))
+        # the most regularised choice within TOLERANCE of the lowest error: nearly as accurate,
+        # with smaller coefficients, so predictions lose less to round-off
+        ok = np.argwhere(rmse <= rmse.min() * (1 + TOLERANCE))
+        s, lam = ok[np.argmax(np.asarray(lams)[ok[:, 1]])]
+        best[name] = (float(sigmas[s]), float(lams[lam]), float(rmse[s, lam]))
+    return best

@@ -27,7 +27,7 @@ from nxplugin.models import FRAMES, GROUPS, RPRModel
 FORMAT = "nxplugin-model"
 SCHEMA_VERSION = 1
 ARRAYS = ("numbers_", "masses_", "reference_", "reference_distances_", "offset_", "coef_",
-          "train_descriptors_", "charges_")
+          "train_descriptors_", "charges_", "pair_permutations_")
 UNITS = {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "dipole": "e*Angstrom",
          "polarizability": "Angstrom**3", "masses": "amu"}
 
@@ -137,6 +137,11 @@ def load_model(path):
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ModelFileError(f"{path}: array {name} has shape {arrays[name].shape}, expected {shape}")
+    perms = arrays["pair_permutations_"]
+    n_pairs = n_atoms * (n_atoms - 1) // 2
+    if perms.ndim != 2 or perms.shape[1] != n_pairs or perms.dtype.kind not in "iu" or \
+            not all(np.array_equal(np.sort(p), np.arange(n_pairs)) for p in perms):
+        raise ModelFileError(f"{path}: pair_permutations_ is not a list of permutations of {n_pairs} pairs")
     outputs = meta.get("outputs", [])
     if meta.get("frame") not in FRAMES or not set(outputs) <= set(GROUPS) or \
             n_out != sum(GROUPS[g].stop - GROUPS[g].start for g in outputs):

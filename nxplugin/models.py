@@ -49,11 +49,18 @@ class RPRModel:
         charges (e) are fitted to the training dipoles by least squares with zero total charge. The
         baseline is exactly covariant and carries most of the dipole derivatives (IR intensities);
         the kernel model learns the smaller remainder in the molecular frame.
+    symmetrize : bool, default=True
+        Average the energy kernel over the relabellings of like atoms that are symmetries of the
+        equilibrium geometry (:func:`nxplugin.descriptors.symmetry_pair_permutations`), which makes the
+        energy exactly invariant to them: near-degenerate normal modes of different symmetry
+        (the C-H stretches of trans-DCE, 3 cm^-1 apart) then cannot mix.
     """
 
-    def __init__(self, *, frame="eckart", charges=True, sigma=None, lam=None, n_search=1500, random_state=0):
+    def __init__(self, *, frame="eckart", charges=True, symmetrize=True, sigma=None, lam=None, n_search=1500,
+                 random_state=0):
         self.frame = frame
         self.charges = charges
+        self.symmetrize = symmetrize
         self.sigma = sigma
         self.lam = lam
         self.n_search = n_search
@@ -109,6 +116,8 @@ class RPRModel:
         self.check_geometry(numbers, positions)
         self.reference_ = frames.reference_coordinates(reference, self.masses_)
         self.reference_distances_ = descriptors.pair_distances(self.reference_)
+        self.pair_permutations_ = descriptors.symmetry_pair_permutations(numbers, self.reference_distances_) \
+            if self.symmetrize else np.arange(len(self.reference_distances_))[None]
 
         # features r_eq/r - 1: the same kernel, but squared distances lose less to cancellation
         x = descriptors.inverse_distances(positions, self.reference_distances_) - 1.0
@@ -128,16 +137,14 @@ class RPRModel:
         ys = (y - self.offset_) / scale
 
         self.hyperparameters_ = self._choose(x, ys, progress)
-        d2 = kernels.squared_distances(x, x)
+        d2 = kernels.invariant_squared_distances(x, x, self.pair_permutations_)
         coef = np.empty_like(y)
-        for sigma in sorted({h["sigma"] for h in self.hyperparameters_.values()}):
-            k = kernels.gaussian(d2, sigma)
-            for g, h in self.hyperparameters_.items():
-                if h["sigma"] == sigma:
-                    cols = GROUPS[g]
-                    coef[:, cols] = kernels.solve(k, ys[:, cols], h["lam"]) * scale[cols]
+        for g, h in self.hyperparameters_.items():
+            k = kernels.gaussian(d2, h["sigma"]).mean(axis=1) if g == "energy" else kernels.gaussian(d2[:, 0], h["sigma"])
+            coef[:, GROUPS[g]] = kernels.solve(0.5 * (k + k.T), ys[:, GROUPS[g]], h["lam"]) * scale[GROUPS[g]]
         self.coef_ = coef
         self.train_descriptors_ = x
+        d2 = d2[:, 0]
         np.fill_diagonal(d2, np.inf)
         self.ood_scale_ = float(np.sqrt(d2.min(axis=1).max()))
         return self
@@ -151,8 +158,9 @@ class RPRModel:
             pick = rng.permutation(len(x))[: self.n_search]
             xs = x[pick]
             typical = np.sqrt(np.median(kernels.squared_distances(xs[:300], xs[:300])))
-            best, _ = kernels.search(xs, ys[pick], {g: list(range(10))[GROUPS[g]] for g in todo},
-                                     typical * SIGMA_FACTORS, LAMBDAS, progress)
+            d2 = kernels.invariant_squared_distances(xs, xs, self.pair_permutations_)
+            best = kernels.search(d2, ys[pick], {g: (list(range(10))[GROUPS[g]], g == "energy") for g in todo},
+                                  typical * SIGMA_FACTORS, LAMBDAS, progress)
             for g in todo:
                 s, l, rmse = best[g]
                 s = fixed[g][0] if fixed[g][0] is not None else s
@@ -226,15 +234,25 @@ class RPRModel:
         pos = pos.reshape(-1, len(self.numbers_), 3)
         descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
         x = descriptor - 1.0
-        d2 = kernels.squared_distances(x, self.train_descriptors_, self._train_sq)
+        d2 = kernels.invariant_squared_distances(x, self.train_descriptors_, self.pair_permutations_,
+                                                 self._train_sq)                  # (n, n_sym, n_train)
         values = np.empty((len(pos), self.coef_.shape[1]))
-        for sigma, groups in self._kernel_plan:
-            k = kernels.gaussian(d2, sigma)
-            for cols in groups:
-                values[:, cols] = k @ self.coef_[:, cols]
-            if forces and groups[0].start == 0:
-                ka = k * self.coef_[:, 0]
-                grad_x = (ka @ self.train_descriptors_ - ka.sum(axis=1)[:, None] * x) / sigma**2
+        sigma = self.hyperparameters_["energy"]["sigma"]
+        k_images = kernels.gaussian(d2, sigma)
+        values[:, 0] = k_images.mean(axis=1) @ self.coef_[:, 0]
+        if forces:
+            # d/dx of mean_s k(x[perm_s], t): per image, then scattered back through its permutation
+            ka = k_images * self.coef_[:, 0]
+            images = x[:, self.pair_permutations_]
+            g_images = ka @ self.train_descriptors_ - ka.sum(axis=2)[..., None] * images
+            grad_x = np.zeros_like(x)
+            for s, perm in enumerate(self.pair_permutations_):
+                grad_x[:, perm] += g_images[:, s]
+            grad_x /= sigma**2 * len(self.pair_permutations_)
+        for g in self.outputs_[1:]:
+            s = self.hyperparameters_[g]["sigma"]
+            k = k_images[:, 0] if s == sigma else kernels.gaussian(d2[:, 0], s)
+            values[:, GROUPS[g]] = k @ self.coef_[:, GROUPS[g]]
         values += self.offset_
         out = {"energy": values[:, 0]}
         if forces:
@@ -243,7 +261,7 @@ class RPRModel:
         out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
         if "polarizability" in self.outputs_:
             out["polarizability"] = frames.tensor_from_frame(frames.six_to_symmetric(values[:, 4:10]), rot)
-        out["ood_score"] = np.sqrt(d2.min(axis=1)) / self.ood_scale_
+        out["ood_score"] = np.sqrt(d2[:, 0].min(axis=1)) / self.ood_scale_
         if single:
             out = {key: value[0] for key, value in out.items()}
         return out
@@ -254,16 +272,6 @@ class RPRModel:
             x = self.train_descriptors_
             self._train_sq_cache = np.einsum("ij,ij->i", x, x)
         return self._train_sq_cache
-
-    @property
-    def _kernel_plan(self):
-        """[(sigma, [column slices])]: groups that share a width share one kernel evaluation."""
-        if getattr(self, "_plan_cache", None) is None:
-            plan = {}
-            for g in self.outputs_:
-                plan.setdefault(self.hyperparameters_[g]["sigma"], []).append(GROUPS[g])
-            self._plan_cache = list(plan.items())
-        return self._plan_cache
 
     @property
     def numbers(self):

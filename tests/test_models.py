@@ -26,17 +26,46 @@ def test_predictions_are_covariant_under_1e4_rotations_reflections_translations(
     assert rel(p["energy"], np.full(10_000, p0["energy"])) < 1e-10
 
 
-def test_forces_are_minus_energy_gradient(dce_data, dce_model):
-    x = dce_data["positions"][270]
-    f = dce_model.predict(x)["forces"]
-    h = 1e-4
+def _numerical_forces(model, x, h):
     num = np.zeros_like(x)
-    for a in range(8):
+    for a in range(len(x)):
         for k in range(3):
             dx = np.zeros_like(x); dx[a, k] = h
-            num[a, k] = -(dce_model.predict(x + dx, forces=False)["energy"] -
-                          dce_model.predict(x - dx, forces=False)["energy"]) / (2 * h)
-    np.testing.assert_allclose(f, num, atol=1e-5 * np.abs(f).max())
+            num[a, k] = -(model.predict(x + dx, forces=False)["energy"] -
+                          model.predict(x - dx, forces=False)["energy"]) / (2 * h)
+    return num
+
+
+def test_forces_are_minus_energy_gradient(dce_data, dce_model):
+    d = dce_data
+    # a well-conditioned model checks the analytic gradient (symmetrised kernel included) tightly
+    model = RPRModel(sigma=0.5, lam=1e-6).fit(d["numbers"], d["positions"][:250], energies=d["energies"][:250],
+                                             dipoles=d["dipoles"][:250], reference=d["reference"])
+    assert len(model.pair_permutations_) == 4                       # trans-DCE is C2h
+    x = d["positions"][270]
+    f = model.predict(x)["forces"]
+    np.testing.assert_allclose(f, _numerical_forces(model, x, 1e-4), atol=2e-6)
+    f = dce_model.predict(x)["forces"]                             # searched hyperparameters
+    np.testing.assert_allclose(f, _numerical_forces(dce_model, x, 1e-3), atol=1e-4 * np.abs(f).max())
+
+
+def test_energy_is_invariant_to_symmetry_relabellings(dce_data, dce_model):
+    """Relabelling atoms by a point-group operation of trans-DCE leaves the energy unchanged."""
+    from nxplugin.descriptors import pair_indices
+    x = dce_data["positions"][280]
+    i, j = pair_indices(8)
+    e0 = dce_model.predict(x)["energy"]
+    for perm in dce_model.pair_permutations_[1:]:
+        # recover the atom relabelling from the pair permutation
+        atoms = np.empty(8, dtype=int)
+        for a in range(8):
+            pairs_a = {p for p in range(28) if a in (i[p], j[p])}
+            images = [{i[perm[p]], j[perm[p]]} for p in pairs_a]
+            atoms[a] = set.intersection(*images).pop()
+        assert dce_model.predict(x[atoms])["energy"] == pytest.approx(e0, abs=1e-8)
+    assert RPRModel(symmetrize=False).fit(dce_data["numbers"], dce_data["positions"][:30],
+                                          energies=dce_data["energies"][:30],
+                                          dipoles=dce_data["dipoles"][:30]).pair_permutations_.shape == (1, 28)
 
 
 def test_model_learns_gfn2_data(dce_data, dce_model):
