@@ -80,8 +80,7 @@ class BatchedDynamics:
 
     def predict(self):
         """Predict every replica slot (one ``model.predict`` call)."""
-        with np.errstate(all="ignore"):
-            self.results = self.model.predict(self.positions)
+        self.results = self.model.predict(self.positions)
 
     def kinetic_energy(self, k):
         """Kinetic energy of replica ``k``, eV (as ``Atoms.get_kinetic_energy``)."""
@@ -185,7 +184,7 @@ def format_frame(symbols, positions, masses, momenta, forces, info, energy, dipo
     for key, value in info.items():
         items.append(f"{key}={_quote(value) if np.ndim(value) else f'{value}'}")
     items += [f"energy={energy}", f"dipole={_quote(dipole)}", 'pbc="F F F"']
-    table = np.column_stack([positions, masses, momenta, forces]).tolist()
+    table = np.concatenate([positions, np.asarray(masses)[:, None], momenta, forces], axis=1).tolist()
     args = [x for symbol, row in zip(symbols, table) for x in (symbol, *row)]
     line = "%-2s" + " %16.8f" * 10 + "\n"
     return f"{len(symbols)}\n{' '.join(items)}\n" + (line * len(symbols)) % tuple(args)

@@ -5,6 +5,11 @@ forces (eV/Angstrom), dipole (e*Angstrom), info['polarizability'] (Angstrom^3) w
 info['ood_score'] and info['temperature_K']; ase.io.read reads the files. DCE models start
 alternately from the trans and gauche minima. Checkpoints are written as the run goes: after a
 crash or kill, the same command with --resume continues every unfinished trajectory.
+
+Ensembles: with --n-traj > 1 the batched engine propagates the replicas of a chunk together, one
+model prediction per step for all of them (the same trajectories as --engine ase, to round-off).
+Chunks run in this process, over --jobs local processes (joblib), or on a Dask cluster given by
+--scheduler or --scheduler-file; every backend writes the same bytes.
 """
 import os
 
@@ -44,6 +49,15 @@ def add_arguments(parser):
                         help="out-of-domain score that triggers a warning (default 1.0)")
     parser.add_argument("--stop-on-ood", action="store_true",
                         help="stop a trajectory cleanly when it leaves the training domain")
+    parser.add_argument("--engine", choices=["ase", "batched"],
+                        help="batched replicas (default for --n-traj > 1) or one ASE dynamics per trajectory")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="local processes running chunks of trajectories (joblib; default 1)")
+    parser.add_argument("--chunk-size", type=int, default=32, metavar="N",
+                        help="trajectories per chunk, predicted together (default 32)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the chunks on this Dask scheduler")
+    cluster.add_argument("--scheduler-file", metavar="FILE", help="Dask scheduler file (dask scheduler --scheduler-file)")
 
 
 def run(args):
@@ -52,35 +66,45 @@ def run(args):
 
     from tqdm import tqdm
 
-    from nxplugin.dynamics import initial_conditions, run_trajectory
+    from nxplugin.dynamics import initial_conditions
+    from nxplugin.ensemble import run_ensemble
     from nxplugin.modelio import load_model
 
     if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
         raise ValueError("--timestep, --time and --n-traj must be positive and --temperature non-negative")
+    if args.jobs < 1 or args.chunk_size < 1:
+        raise ValueError(f"--jobs ({args.jobs}) and --chunk-size ({args.chunk_size}) must be at least 1")
+    engine = args.engine or ("batched" if args.n_traj > 1 else "ase")
     model_path = args.model or default_model_path()
     model = load_model(model_path)
     n_steps = int(round(args.time * 1000 / args.timestep))
-    os.makedirs(args.out, exist_ok=True)
     starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
-    summary = []
+    where = args.scheduler or args.scheduler_file or (f"{args.jobs} processes" if args.jobs > 1 else "this process")
     print(f"model {model_path}; {args.n_traj} x {args.time} ps at {args.temperature} K "
-          f"({args.thermostat}, {args.timestep} fs steps) -> {args.out}")
-    with tqdm(total=n_steps * args.n_traj, unit="step", desc="md", disable=None) as bar, \
-            warnings.catch_warnings():
+          f"({args.thermostat}, {args.timestep} fs steps, {engine} engine, {where}) -> {args.out}")
+    with tqdm(total=args.n_traj, unit="traj", desc="md", disable=None) as bar, warnings.catch_warnings():
         warnings.simplefilter("always")
-        for k, atoms in enumerate(starts):
-            path = os.path.join(args.out, f"traj_{k:03d}.extxyz")
-            info = run_trajectory(model, atoms, path, temperature_K=args.temperature, timestep_fs=args.timestep,
-                                  n_steps=n_steps, interval=args.interval, thermostat=args.thermostat,
-                                  friction_per_fs=args.friction, taut_fs=args.taut, seed=args.seed, traj_id=k,
-                                  resume=args.resume, checkpoint_every=args.checkpoint_every,
-                                  ood_threshold=args.ood_threshold,
-                                  stop_on_ood=args.stop_on_ood, progress=bar.update)
-            summary.append(dict(info, path=path))
-    with open(os.path.join(args.out, "summary.json"), "w") as handle:
-        json.dump({"model": model_path, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                   "trajectories": summary}, handle, indent=1, default=str)
+        steps = [0]
+
+        def progress(trajectories, replica_steps):
+            steps[0] += replica_steps
+            bar.set_postfix_str(f"{steps[0] * args.timestep / 1000:.2f} ps", refresh=False)
+            bar.update(trajectories)
+
+        summary = run_ensemble(model, starts, args.out, n_steps=n_steps, timestep_fs=args.timestep,
+                               temperature_K=args.temperature, engine=engine, jobs=args.jobs,
+                               scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+                               chunk_size=args.chunk_size, resume=args.resume, progress=progress,
+                               interval=args.interval, thermostat=args.thermostat, friction_per_fs=args.friction,
+                               taut_fs=args.taut, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                               ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
     n_ood = sum(s["ood_frames"] for s in summary)
     stopped = [s["path"] for s in summary if s.get("stopped")]
+    with open(os.path.join(args.out, "summary.json"), "w") as handle:
+        json.dump({"model": model_path, "engine": engine,
+                   "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                   "ood_frames": n_ood, "stopped_out_of_domain": len(stopped),
+                   "trajectories": summary}, handle, indent=1, default=str)
     print(f"wrote {len(summary)} trajectories ({sum(s['frames'] for s in summary)} frames) in {args.out}; "
-          f"{n_ood} frames beyond the training data" + (f"; stopped: {stopped}" if stopped else ""))
+          f"{n_ood} frames beyond the training data; {len(stopped)} stopped out of domain"
+          + (f": {stopped}" if stopped else ""))

@@ -1,0 +1,118 @@
+"""Replica-steps per second: batched ensemble vs one ASE dynamics per replica vs GFN2-xTB (tblite).
+
+Usage::
+
+    python bench/bench_ensemble.py [--n-train 5000] [--replica-steps 3000] [--dask]
+
+The model is ``calculators/dce-gfn2xtb/model.npz`` when it exists, otherwise a synthetic DCE model of
+``--n-train`` geometries fitted with fixed ``sigma``/``lam`` to made-up smooth labels (a harmonic
+energy in the pair distances, eV, and a point-charge dipole, e*Angstrom): its cost per prediction is
+that of a real model of the same size. All engines run Langevin MD at 300 K with 0.5 fs steps in
+one process, one after the other, on one core each (OMP_NUM_THREADS=1, also for tblite); the
+ensemble engines write every 2nd frame (the CLI default).
+With ``--dask`` the same ensemble also runs on 2 loky processes and on a 2-worker Dask LocalCluster.
+"""
+import os
+os.environ.setdefault("OMP_NUM_THREADS", "1")            # before numpy and tblite load: one core each
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import argparse
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def synthetic_model(n_train, seed=0):
+    from nxplugin import descriptors
+    from nxplugin.models import RPRModel
+    from nxplugin.molecules import dce
+
+    rng = np.random.default_rng(seed)
+    eq = dce("trans").positions
+    positions = eq + rng.normal(scale=0.06, size=(n_train, len(eq), 3))
+    stretch = descriptors.pair_distances(positions) - descriptors.pair_distances(eq)
+    energies = 2.0 * np.sum(stretch**2, axis=1)                      # eV
+    charges = np.array([-0.1, -0.1, -0.2, -0.2, 0.15, 0.15, 0.15, 0.15])
+    dipoles = np.einsum("a,nai->ni", charges, positions)              # e*Angstrom
+    return RPRModel(sigma=1.0, lam=1e-8).fit(dce("trans").numbers, positions, energies=energies,
+                                             dipoles=dipoles, reference=eq)
+
+
+def load_or_make_model(n_train):
+    path = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
+    if os.path.exists(path):
+        from nxplugin.modelio import load_model
+        return load_model(path), os.path.normpath(path)
+    return synthetic_model(n_train), f"synthetic, N_train = {n_train}"
+
+
+def time_xtb(n_steps=20):
+    """Seconds per Langevin step of one replica with GFN2-xTB forces (tblite, ASE)."""
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase import units
+    from tblite.ase import TBLite
+
+    from nxplugin.molecules import dce
+    atoms = dce("trans")
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    atoms.set_constraint(FixCom())
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False,
+                   rng=np.random.default_rng(0))
+    dyn.run(2)
+    start = time.perf_counter()
+    dyn.run(n_steps)
+    return (time.perf_counter() - start) / n_steps
+
+
+def time_engine(model, n_replicas, replica_steps, engine, out, **run):
+    from nxplugin.dynamics import initial_conditions
+    from nxplugin.ensemble import run_ensemble
+
+    n_steps = max(replica_steps // n_replicas, 20)
+    starts = initial_conditions(model, 2 * n_replicas, 300, seed=1)[::2]   # trans starts
+    start = time.perf_counter()
+    run_ensemble(model, starts, out, n_steps=n_steps, timestep_fs=0.5, temperature_K=300, engine=engine,
+                 interval=2, thermostat="langevin", checkpoint_every=200, **run)
+    return (time.perf_counter() - start) / (n_steps * n_replicas), n_steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--replica-steps", type=int, default=3000, help="replica-steps per measurement")
+    parser.add_argument("--dask", action="store_true", help="also time joblib (loky) vs Dask on 2 workers")
+    args = parser.parse_args(argv)
+
+    import warnings
+    warnings.simplefilter("ignore")
+    start = time.perf_counter()
+    model, name = load_or_make_model(args.n_train)
+    print(f"model: {name} ({time.perf_counter() - start:.1f} s to load/fit)")
+    xtb = time_xtb()
+    print(f"GFN2-xTB (tblite) Langevin step: {xtb * 1e3:.2f} ms  -> {1 / xtb:10.1f} replica-steps/s")
+    print(f"{'replicas':>8} {'engine':>8} {'steps':>6} {'us/replica-step':>16} {'replica-steps/s':>16} "
+          f"{'x GFN2-xTB':>11}")
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        for n in (1, 10, 100):
+            for engine in ("ase", "batched"):
+                cost, n_steps = time_engine(model, n, args.replica_steps, engine, os.path.join(tmp, f"{engine}{n}"))
+                print(f"{n:8d} {engine:>8} {n_steps:6d} {cost * 1e6:16.1f} {1 / cost:16.1f} {xtb / cost:11.1f}")
+        if args.dask:
+            from distributed import LocalCluster
+            n, steps = 64, 500
+            for label, run in [("joblib loky, 2 processes", dict(jobs=2))]:
+                cost, _ = time_engine(model, n, n * steps, "batched", os.path.join(tmp, "loky"), chunk_size=16, **run)
+                print(f"{label}: {n} replicas x {steps} steps, chunks of 16: wall {cost * n * steps:.2f} s")
+            start = time.perf_counter()
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                up = time.perf_counter() - start
+                cost, _ = time_engine(model, n, n * steps, "batched", os.path.join(tmp, "dask"), chunk_size=16,
+                                      scheduler=cluster.scheduler_address)
+            print(f"Dask LocalCluster, 2 workers: {n} replicas x {steps} steps, chunks of 16: wall "
+                  f"{cost * n * steps:.2f} s (+ {up:.1f} s cluster start)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
