@@ -332,8 +332,12 @@ def summarize(path):
     """
     from ase.io import read
 
+    # Read from memory: ASE seeks frame by frame, which is quadratic in a gzip stream.
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        text = handle.read()
     groups = {}
-    for atoms in read(path, index=":"):
+    for atoms in read(io.StringIO(text), index=":", format="extxyz"):
         groups.setdefault(int(atoms.info["traj_id"]), []).append(atoms.info)
     table = []
     for traj_id, infos in sorted(groups.items()):
