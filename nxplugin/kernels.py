@@ -10,8 +10,6 @@ error of every regularisation strength and every output at once.
 """
 import numpy as np
 
-TOLERANCE = 0.02   # relative LOO error accepted for a more regularised (better conditioned) fit
-
 
 def squared_distances(a, b, b_sq=None):
     """Squared Euclidean distances between rows, shape (len(a), len(b)), clipped at zero."""
@@ -96,8 +94,8 @@ def search(d2, targets, groups, sigmas, lams, progress=None):
     Returns
     -------
     best : dict of str to (sigma, lam, rmse)
-        Per group, the largest ``lam`` (and its width) whose LOO RMSE is within ``TOLERANCE`` of
-        the lowest.
+        Per group, the pair with the lowest LOO RMSE (``lams`` starts at a floor that keeps the
+        coefficients small enough for round-off to stay far below the model error).
     """
     table = np.empty((len(sigmas), len(lams), targets.shape[1]))
     for s, sigma in enumerate(sigmas):
@@ -110,9 +108,6 @@ def search(d2, targets, groups, sigmas, lams, progress=None):
     best = {}
     for name, (cols, _) in groups.items():
         rmse = np.sqrt(table[:, :, cols].mean(axis=-1))
-        # the most regularised choice within TOLERANCE of the lowest error: nearly as accurate,
-        # with smaller coefficients, so predictions lose less to round-off
-        ok = np.argwhere(rmse <= rmse.min() * (1 + TOLERANCE))
-        s, lam = ok[np.argmax(np.asarray(lams)[ok[:, 1]])]
+        s, lam = np.unravel_index(np.argmin(rmse), rmse.shape)
         best[name] = (float(sigmas[s]), float(lams[lam]), float(rmse[s, lam]))
     return best
