@@ -37,7 +37,14 @@ def read_dataset(path, index=":"):
     """
     import ase.io
     try:
-        frames = ase.io.read(path, index)
+        if str(path).endswith(".gz"):
+            # ASE seeks frame by frame, which is quadratic in a gzip stream: decompress once
+            import gzip
+            import io
+            with gzip.open(path, "rt") as handle:
+                frames = ase.io.read(io.StringIO(handle.read()), index, format="extxyz")
+        else:
+            frames = ase.io.read(path, index)
     except FileNotFoundError:
         raise
     except Exception as err:
