@@ -1,0 +1,69 @@
+"""Benchmark: one RPRCalculator call against one GFN2-xTB call, and training with the search.
+
+Usage::
+
+    python bench/bench_core.py [--sizes 1000 5000] [--repeat 2000]
+
+Side by side in one run on the shipped DCE data (calculators/dce-gfn2xtb/data/train.extxyz.gz): for
+each training size N, the time of training with the hyperparameter search, and of one MD-step call
+(energy + forces + dipole through ASE, a new geometry each call) of ``RPRCalculator`` and of
+``tblite.ase.TBLite`` (GFN2-xTB, default settings), and their ratio. Also the bare model prediction.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+from ase import Atoms
+
+from nxplugin.calculator import RPRCalculator
+from nxplugin.datasets import read_dataset, subset
+from nxplugin.models import RPRModel
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "data", "train.extxyz.gz")
+
+
+def time_calls(atoms, calc, geometries):
+    atoms = atoms.copy()
+    atoms.calc = calc
+    atoms.positions = geometries[0]
+    atoms.get_forces(), atoms.get_dipole_moment()                  # warm-up
+    start = time.perf_counter()
+    for x in geometries:
+        atoms.positions = x
+        atoms.get_potential_energy(), atoms.get_forces(), atoms.get_dipole_moment()
+    return (time.perf_counter() - start) / len(geometries)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--repeat", type=int, default=2000, help="calls timed per calculator")
+    args = parser.parse_args()
+    from tblite.ase import TBLite
+
+    data = read_dataset(DATA)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(data["positions"]))
+    base = Atoms(data["numbers"], positions=data["positions"][0])
+    geometries = data["positions"][order[-200:]]
+    walk = [geometries[k % 200] + rng.normal(scale=0.002, size=(8, 3)) for k in range(args.repeat)]
+    t_xtb = time_calls(base, TBLite(method="GFN2-xTB", verbosity=0), walk[:300])
+    print(f"GFN2-xTB (tblite) energy+forces+dipole: {t_xtb * 1e3:.2f} ms per call")
+    for n in args.sizes:
+        train = subset(data, order[:n])
+        start = time.perf_counter()
+        model = RPRModel().fit(train["numbers"], train["positions"], energies=train["energies"],
+                               dipoles=train["dipoles"], polarizabilities=train["polarizabilities"])
+        t_fit = time.perf_counter() - start
+        t_calc = time_calls(base, RPRCalculator(model), walk)
+        start = time.perf_counter()
+        for x in walk:
+            model.predict(x)
+        t_pred = (time.perf_counter() - start) / len(walk)
+        print(f"N = {n}: training with search {t_fit:.1f} s; RPRCalculator call {t_calc * 1e6:.0f} us "
+              f"(model.predict {t_pred * 1e6:.0f} us); GFN2-xTB / RPRCalculator = {t_xtb / t_calc:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
