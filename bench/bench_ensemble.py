@@ -66,11 +66,23 @@ def time_xtb(n_steps=20):
     return (time.perf_counter() - start) / n_steps
 
 
-def time_engine(model, n_replicas, replica_steps, engine, out, **run):
+def time_predict(model, n_replicas, seconds=1.0):
+    """Seconds per replica of one batched ``model.predict`` call (energy, forces, dipole)."""
+    from nxplugin.molecules import dce
+    positions = dce("trans").positions + np.random.default_rng(0).normal(scale=0.05, size=(n_replicas, 8, 3))
+    model.predict(positions)
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        model.predict(positions)
+        calls += 1
+    return (time.perf_counter() - start) / calls / n_replicas
+
+
+def time_engine(model, n_replicas, replica_steps, engine, out, min_steps=20, **run):
     from nxplugin.dynamics import initial_conditions
     from nxplugin.ensemble import run_ensemble
 
-    n_steps = max(replica_steps // n_replicas, 20)
+    n_steps = max(replica_steps // n_replicas, min_steps)
     starts = initial_conditions(model, 2 * n_replicas, 300, seed=1)[::2]   # trans starts
     start = time.perf_counter()
     run_ensemble(model, starts, out, n_steps=n_steps, timestep_fs=0.5, temperature_K=300, engine=engine,
@@ -97,8 +109,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         for n in (1, 10, 100):
             for engine in ("ase", "batched"):
-                cost, n_steps = time_engine(model, n, args.replica_steps, engine, os.path.join(tmp, f"{engine}{n}"))
+                cost, n_steps = time_engine(model, n, args.replica_steps, engine, os.path.join(tmp, f"{engine}{n}"),
+                                            min_steps=200 if engine == "batched" else 20)
                 print(f"{n:8d} {engine:>8} {n_steps:6d} {cost * 1e6:16.1f} {1 / cost:16.1f} {xtb / cost:11.1f}")
+            cost = time_predict(model, min(n, 32))
+            print(f"{n:8d} {'predict':>8} {'':6} {cost * 1e6:16.1f} {1 / cost:16.1f} {xtb / cost:11.1f}"
+                  f"   (model.predict alone, batch of {min(n, 32)})")
         if args.dask:
             from distributed import LocalCluster
             n, steps = 64, 500
