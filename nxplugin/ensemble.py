@@ -19,6 +19,7 @@ retried after a lost worker loses nothing.
 """
 import contextlib
 import ctypes
+import json
 import math
 import os
 
@@ -224,7 +225,6 @@ class _TrajectoryFile:
         info = dict(self.meta, step=self.step, frames=self.frames, ood_frames=self.ood_frames,
                     bytes=self.handle.tell(), last_written=self.last_written, rng=rng.bit_generator.state,
                     finished=finished, stopped=stopped)
-        import json
         _atomic_write(checkpoint_path(self.path), lambda f: np.savez(
             f, positions=positions, momenta=momenta, meta=np.array(json.dumps(info))))
         if finished:
