@@ -15,13 +15,13 @@ loading can never execute code. Files are written atomically (temporary file, th
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from nxplugin.elements import SYMBOLS
 from nxplugin.errors import ModelFileError
+from nxplugin.fileio import atomic_write
 from nxplugin.models import FRAMES, GROUPS, RPRModel
 
 FORMAT = "nxplugin-model"
@@ -69,19 +69,7 @@ def save_model(model, path, *, training=None):
         "training": training or getattr(model, "training_", {}),
         "checksum": checksum(arrays),
     }
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, metadata=np.array(json.dumps(meta)), **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, metadata=np.array(json.dumps(meta)), **arrays))
 
 
 def read_metadata(path):

@@ -17,6 +17,7 @@ import numpy as np
 
 from nxplugin.elements import SYMBOLS
 from nxplugin.errors import DataFileError
+from nxplugin.fileio import atomic_write
 
 #: Bohr radius in Angstrom; = ase.units.Bohr (CODATA 2014).
 BOHR = 0.5291772105638411
@@ -42,15 +43,6 @@ def _lines(path):
     """Lines of a text file with any line ending (LF, CRLF, CR) removed."""
     with open(path, newline=None, encoding="ascii", errors="replace") as handle:
         return [line.rstrip("\r\n").replace("\r", "") for line in handle]
-
-
-def atomic_write(path, text):
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace` (never half a file)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- geom, veloc
@@ -121,7 +113,7 @@ def format_geom(symbols, positions, masses, *, decimals=8):
 
 def write_geom(path, symbols, positions, masses, *, decimals=8):
     """Write a Newton-X ``geom`` file: positions (nat, 3) in bohr, masses (nat,) in amu."""
-    atomic_write(path, format_geom(symbols, positions, masses, decimals=decimals))
+    atomic_write(path, format_geom(symbols, positions, masses, decimals=decimals), durable=False)
 
 
 def read_veloc(path, *, nat=None):
@@ -146,7 +138,7 @@ def read_veloc(path, *, nat=None):
 def write_veloc(path, velocities):
     """Write a ``veloc`` file; velocities (nat, 3) in bohr per atomic time unit."""
     text = "".join(" " + "".join(f"{v:15.9f}" for v in row) + "\n" for row in np.asarray(velocities, float))
-    atomic_write(path, text)
+    atomic_write(path, text, durable=False)
 
 
 # ---------------------------------------------------------------- control files
@@ -188,7 +180,7 @@ def read_control_dyn(path):
 def write_control_dyn(path, params):
     """Write ``control.dyn`` from a dict, keys in the dict's order."""
     body = "".join(f"  {key} = {value}\n" for key, value in params.items())
-    atomic_write(path, f" &input\n{body} /\n")
+    atomic_write(path, f" &input\n{body} /\n", durable=False)
 
 
 def read_control_d(path):
@@ -216,19 +208,19 @@ def read_control_d(path):
 
 def write_control_d(path, control):
     """Write ``control.d`` as Newton-X's moldyn.pl does: one comma-separated line."""
-    atomic_write(path, ",".join(str(control[name]) for name in CONTROL_D_FIELDS) + "\n")
+    atomic_write(path, ",".join(str(control[name]) for name in CONTROL_D_FIELDS) + "\n", durable=False)
 
 
 # ---------------------------------------------------------------- step outputs
 def write_epot(path, energies):
     """Write ``epot``: one total energy per state in Hartree, state 1 first (17 significant digits)."""
-    atomic_write(path, "".join(f"{e: .16e}\n" for e in np.ravel(energies)))
+    atomic_write(path, "".join(f"{e: .16e}\n" for e in np.ravel(energies)), durable=False)
 
 
 def write_grad(path, gradient):
     """Write ``grad`` or ``grad.all``: gradient dE/dR (not the force), rows of x y z in Hartree/bohr."""
     rows = np.asarray(gradient, float).reshape(-1, 3)
-    atomic_write(path, "".join(f"{x: .16e} {y: .16e} {z: .16e}\n" for x, y, z in rows))
+    atomic_write(path, "".join(f"{x: .16e} {y: .16e} {z: .16e}\n" for x, y, z in rows), durable=False)
 
 
 def read_numbers(path, *, columns=None):

@@ -21,6 +21,7 @@ from ase.calculators.calculator import CalculationFailed, Calculator, all_change
 from ase.units import Bohr, Hartree
 
 from nxplugin.errors import DataFileError
+from nxplugin.fileio import atomic_write
 from nxplugin.molecules import CONFORMERS, DCE_DIHEDRAL, dce
 
 ENGINES = ("tblite", "pyscf")
@@ -238,21 +239,12 @@ def _append_record(path, text):
         os.fsync(handle.fileno())
 
 
-def _atomic_write_bytes(path, data):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _save_checkpoint(path, *, atoms, rng, n_frames, step):
     buffer = io.BytesIO()
     np.savez(buffer, positions=atoms.positions, momenta=atoms.get_momenta(),
              rng_state=np.array(json.dumps(rng.bit_generator.state)),
              n_frames=np.array(n_frames), step=np.array(step))
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _load_checkpoint(path):
@@ -369,7 +361,7 @@ def _recover(work, checkpoint_dir, plan):
     if tail or len(kept) != len(records):
         warnings.warn(f"dropping {len(records) - len(kept)} uncheckpointed frame(s) and "
                       f"{len(tail)} bytes of an incomplete record from {work}")
-        _atomic_write_bytes(work, "".join(kept).encode())
+        atomic_write(work, "".join(kept).encode())
     return done
 
 
@@ -464,7 +456,7 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
                 raise FileExistsError(f"{path} exists; resume it or choose another output")
         os.makedirs(os.path.dirname(os.path.abspath(work)), exist_ok=True)
         os.makedirs(checkpoint_dir)
-        _atomic_write_bytes(run_file, json.dumps(settings, indent=1).encode())
+        atomic_write(run_file, json.dumps(settings, indent=1).encode())
         open(work, "w").close()
         done = {traj["traj_id"]: 0 for traj in plan}
 
@@ -510,7 +502,7 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
 
     if final != work:
         with open(work, "rb") as source:
-            _atomic_write_bytes(final, gzip.compress(source.read(), mtime=0))
+            atomic_write(final, gzip.compress(source.read(), mtime=0))
         os.remove(work)
     shutil.rmtree(checkpoint_dir)
     return summarize(final)

@@ -21,7 +21,7 @@ def test_save_load_bit_identical(tmp_path, dce_data, dce_model):
     meta, _ = read_metadata(path)
     assert meta["species"] == ["C", "C", "Cl", "Cl", "H", "H", "H", "H"]
     assert meta["units"]["dipole"] == "e*Angstrom" and meta["training"] == {"data": "toy"}
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob("*.tmp*"))
 
 
 def _rewrite(src, dst, change):
