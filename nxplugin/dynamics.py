@@ -14,7 +14,6 @@ frame is lost or duplicated and the trajectory equals an uninterrupted one.
 import io
 import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -25,6 +24,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 import ase.io
 
 from nxplugin.calculator import RPRCalculator
+from nxplugin.fileio import atomic_write
 
 THERMOSTATS = ("nve", "langevin", "bussi")
 
@@ -61,20 +61,6 @@ def initial_conditions(model, n_traj, temperature_K, seed):
         atoms.info["conformer"] = name
         out.append(atoms)
     return out
-
-
-def _atomic_write(path, write):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def checkpoint_path(traj_path):
@@ -173,7 +159,7 @@ def run_trajectory(model, atoms, path, *, temperature_K, timestep_fs, n_steps, i
         info = dict(meta, step=dyn.nsteps, frames=n_frames, ood_frames=ood_frames, bytes=handle.tell(),
                     last_written=written["last"],
                     rng=rng.bit_generator.state, finished=finished, stopped=stopped)
-        _atomic_write(checkpoint_path(path), lambda f: np.savez(
+        atomic_write(checkpoint_path(path), lambda f: np.savez(
             f, positions=atoms.positions, momenta=atoms.get_momenta(), meta=np.array(json.dumps(info))))
         return info
 

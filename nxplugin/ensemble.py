@@ -26,7 +26,8 @@ import os
 import numpy as np
 from ase import units
 
-from nxplugin.dynamics import THERMOSTATS, _atomic_write, checkpoint_path, read_checkpoint, run_trajectory
+from nxplugin.fileio import atomic_write
+from nxplugin.dynamics import THERMOSTATS, checkpoint_path, read_checkpoint, run_trajectory
 
 ENGINES = ("ase", "batched")
 PROPERTIES = "species:S:1:pos:R:3:masses:R:1:momenta:R:3:forces:R:3"
@@ -225,7 +226,7 @@ class _TrajectoryFile:
         info = dict(self.meta, step=self.step, frames=self.frames, ood_frames=self.ood_frames,
                     bytes=self.handle.tell(), last_written=self.last_written, rng=rng.bit_generator.state,
                     finished=finished, stopped=stopped)
-        _atomic_write(checkpoint_path(self.path), lambda f: np.savez(
+        atomic_write(checkpoint_path(self.path), lambda f: np.savez(
             f, positions=positions, momenta=momenta, meta=np.array(json.dumps(info))))
         if finished:
             self.handle.close()

@@ -23,7 +23,7 @@ def optimise(atoms, calc, *, fmax=1e-4, steps=2000):
     return atoms
 
 
-def harmonic_ir(atoms, *, delta=0.01, nfree=2):
+def harmonic_ir(atoms, *, delta=0.01, nfree=2, return_modes=False):
     """Harmonic frequencies and IR intensities of ``atoms`` (with its calculator) at its geometry.
 
     Parameters
@@ -34,6 +34,8 @@ def harmonic_ir(atoms, *, delta=0.01, nfree=2):
         Finite-difference displacement, Angstrom.
     nfree : {2, 4}
         Displacements per coordinate (central differences of order 2 or 4).
+    return_modes : bool
+        Also return the mass-weighted normal modes, shape (n_modes, 3N), unit vectors.
 
     Returns
     -------
@@ -45,9 +47,23 @@ def harmonic_ir(atoms, *, delta=0.01, nfree=2):
         ir.run()
         energies = ir.get_energies()
         intensities = ir.intensities * KM_MOL_PER_D2_A2_AMU
+        modes = ir.modes
     from ase.units import invcm
     wavenumbers = np.where(energies.imag != 0, -energies.imag, energies.real) / invcm
     moments = atoms.get_moments_of_inertia()
     n_rigid = 5 if moments.min() < 1e-6 * moments.max() else 6
     keep = np.sort(np.argsort(np.abs(wavenumbers))[n_rigid:])   # drop translations and rotations
+    if return_modes:
+        return wavenumbers[keep], intensities[keep], modes[keep]
     return wavenumbers[keep], intensities[keep]
+
+
+def match_modes(modes_a, modes_b):
+    """Order of ``modes_b`` that best matches ``modes_a`` (largest total squared overlap).
+
+    Pairing by eigenvector rather than by frequency order keeps near-degenerate modes that swap
+    order (the C-H stretches of trans-DCE, 3 cm^-1 apart) paired with their own kind.
+    """
+    from scipy.optimize import linear_sum_assignment
+    overlap = (np.asarray(modes_a) @ np.asarray(modes_b).T) ** 2
+    return linear_sum_assignment(-overlap)[1]

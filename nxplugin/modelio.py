@@ -64,6 +64,8 @@ def save_model(model, path, *, training=None):
         "outputs": list(model.outputs_),
         "hyperparameters": model.hyperparameters_,
         "ood_scale": model.ood_scale_,
+        "symmetry_images": int(len(model.pair_permutations_)),
+        "charges_e": np.round(model.charges_, 6).tolist(),
         "n_train": int(len(model.coef_)),
         "equilibrium_geometry": np.round(model.reference_, 10).tolist(),
         "training": training or getattr(model, "training_", {}),

@@ -30,8 +30,9 @@ FRAMES = {"eckart": "RPR, Eckart frame (shipped)", "inertia": "RPR, inertia fram
 
 
 def conformer_masks(data):
+    """trans: |Cl-C-C-Cl| >= 120 degrees, gauche: below; barrier: the interconversion region 100-140."""
     phi = np.abs(dihedral_series(data["positions"], DCE_DIHEDRAL))
-    return {"trans": phi >= 120, "gauche": phi < 120}
+    return {"trans": phi >= 120, "gauche": phi < 120, "barrier": (phi >= 100) & (phi < 140)}
 
 
 def fit(train, frame, n=None, seed=0):
@@ -39,7 +40,8 @@ def fit(train, frame, n=None, seed=0):
         train = subset(train, np.random.default_rng(seed).permutation(len(train["positions"]))[:n])
     start = time.perf_counter()
     model = RPRModel(frame=frame).fit(train["numbers"], train["positions"], energies=train["energies"],
-                                      dipoles=train["dipoles"], polarizabilities=train["polarizabilities"])
+                                      dipoles=train["dipoles"], polarizabilities=train["polarizabilities"],
+                                      reference=dce("trans").positions)
     return model, time.perf_counter() - start
 
 
@@ -73,19 +75,24 @@ def harmonic_table(models):
     from tblite.ase import TBLite
 
     from nxplugin.calculator import RPRCalculator
-    from nxplugin.harmonic import harmonic_ir, optimise
+    from nxplugin.harmonic import harmonic_ir, match_modes, optimise
     table = {}
     for conformer in ("trans", "gauche"):
         ref = optimise(dce(conformer), TBLite(method="GFN2-xTB", accuracy=0.01, verbosity=0), fmax=1e-4)
-        rows = {"gfn2": harmonic_ir(ref)}
+        w0, i0, modes0 = harmonic_ir(ref, return_modes=True)
+        table[conformer] = {"gfn2": [w0.tolist(), i0.tolist()]}
         for name, model in models.items():
-            rows[name] = harmonic_ir(optimise(dce(conformer), RPRCalculator(model), fmax=1e-4))
-        table[conformer] = {k: [v[0].tolist(), v[1].tolist()] for k, v in rows.items()}
+            w, i, modes = harmonic_ir(optimise(dce(conformer), RPRCalculator(model), fmax=1e-4), return_modes=True)
+            order = match_modes(modes0, modes)          # model mode paired with each GFN2-xTB mode
+            table[conformer][name] = [w[order].tolist(), i[order].tolist()]
     return table
 
 
 def band_check(table, name, min_km=5.0):
-    """Bands of >= min_km km/mol in GFN2-xTB: wavenumber within 1.5 % or 10 cm^-1, intensity within 25 %."""
+    """Bands of >= min_km km/mol in GFN2-xTB: wavenumber within 1.5 % or 10 cm^-1, intensity within 25 %.
+
+    Each GFN2-xTB mode is compared with the model mode whose eigenvector overlaps it most.
+    """
     out = {}
     for conformer, rows in table.items():
         (w0, i0), (w1, i1) = (np.array(v) for v in rows["gfn2"]), (np.array(v) for v in rows[name])
@@ -122,7 +129,7 @@ def plot_learning_curve(curve, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 3000, 5000])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--skip-harmonic", action="store_true")
     args = parser.parse_args(argv)

@@ -21,6 +21,10 @@ def add_arguments(parser):
                         help="molecular frame for RPR (default eckart)")
     parser.add_argument("--direct", action="store_true",
                         help="train the direct lab-frame dipole model instead (not covariant; for comparison)")
+    parser.add_argument("--reference", metavar="GEOMETRY",
+                        help="equilibrium geometry (any ase-readable file, Angstrom, same atom order) for the "
+                        "descriptor and the frame; default: the trans minimum for DCE, else the lowest-energy "
+                        "frame of DATA (a symmetric minimum is better: its symmetry is used)")
     parser.add_argument("--n-search", type=int, default=1500,
                         help="frames used by the hyperparameter search (default 1500)")
 
@@ -48,12 +52,27 @@ def run(args):
     print(f"{args.data}: {n} frames; training on {n_train}, testing on {len(test['positions'])}"
           + (f" from {args.test}" if args.test else ""))
 
+    reference = None
+    if args.reference:
+        import ase.io
+        reference = ase.io.read(args.reference)
+        if not np.array_equal(reference.numbers, data["numbers"]):
+            raise ValueError(f"--reference {args.reference}: its atoms differ from the data's (species or order)")
+        reference = reference.positions
+    else:
+        from nxplugin import molecules
+        from nxplugin.elements import formula
+        if formula(data["numbers"]) == " ".join(molecules.DCE_SYMBOLS):
+            reference = molecules.dce("trans").positions
+            print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.molecules.dce)")
+        else:
+            print("reference geometry: the lowest-energy frame of the data (give --reference for a true minimum)")
     model = RPRModel(frame="lab" if args.direct else args.frame, n_search=args.n_search, random_state=args.seed)
     start = time.perf_counter()
     with tqdm(total=len(SIGMA_FACTORS), desc="hyperparameter search (kernel widths)", unit="width",
               disable=None) as bar:
         model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
-                  polarizabilities=train["polarizabilities"], progress=bar.update)
+                  polarizabilities=train["polarizabilities"], reference=reference, progress=bar.update)
     seconds = time.perf_counter() - start
     for group, h in model.hyperparameters_.items():
         print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
