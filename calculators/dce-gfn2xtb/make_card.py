@@ -121,16 +121,20 @@ def plot_learning_curve(curve, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    from matplotlib.ticker import NullFormatter
     keys = [("dipole_D", "dipole RMSE (D)"), ("energy_kcal_mol", "energy RMSE (kcal/mol)"),
             ("forces_kcal_mol_A", "force RMSE (kcal/mol/Å)")]
     for ax, (key, label) in zip(axes, keys):
-        for frame, points in curve.items():
+        # the energy model is the same for every frame choice: one line for energy and forces
+        for frame, points in (curve.items() if key == "dipole_D" else [("eckart", curve["eckart"])]):
             n = [p["n_train"] for p in points]
-            ax.loglog(n, [p["errors"][key] for p in points], "o-", label=FRAMES[frame])
+            ax.loglog(n, [p["errors"][key] for p in points], "o-",
+                      label=FRAMES[frame] if key == "dipole_D" else "energy model (all three)")
         ax.set_xlabel("training points N")
         ax.set_ylabel(label)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.suptitle("DCE GFN2-xTB: held-out 500 K trajectories")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -141,7 +145,16 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 3000, 5000])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--skip-harmonic", action="store_true")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw learning_curve.png and MODEL_CARD.md from card.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        from write_card import write_card
+        with open(os.path.join(HERE, "card.json")) as handle:
+            card = json.load(handle)
+        plot_learning_curve(card["learning_curve"], os.path.join(HERE, "learning_curve.png"))
+        write_card(card, os.path.join(HERE, "MODEL_CARD.md"))
+        return
     data = {name: read_dataset(os.path.join(HERE, "data", f"{name}.extxyz.gz"))
             for name in ("train", "test", "test300")}
     train, test = data["train"], data["test"]
