@@ -38,13 +38,13 @@ def normal_mode_start(atoms, temperature_K, rng, tmp_path):
 
 
 def test_md_spectrum_at_50K_matches_harmonic_spectrum(tmp_path):
-    temperature, dt, n_steps = 50.0, 0.5, 12000
+    temperature, dt, n_steps = 50.0, 0.5, 10000
     calc = RPRCalculator(MODEL)
     trans = optimise(dce("trans"), calc, fmax=1e-5)
     wavenumbers, intensities = harmonic_ir(trans)
     rng = np.random.default_rng(0)
     series = []
-    for _ in range(4):
+    for _ in range(6):
         atoms = normal_mode_start(trans, temperature, rng, tmp_path)
         atoms.calc = RPRCalculator(MODEL)
         dipoles = []
@@ -52,18 +52,25 @@ def test_md_spectrum_at_50K_matches_harmonic_spectrum(tmp_path):
         dyn.attach(lambda: dipoles.append(atoms.get_dipole_moment()), interval=1)
         dyn.run(n_steps)
         series.append(np.array(dipoles))
-    spec = ensemble_spectrum(series, timestep_fs=dt, temperature_K=temperature, depth_fs=1500.0)
+    spec = ensemble_spectrum(series, timestep_fs=dt, temperature_K=temperature, depth_fs=1500.0, padding=16)
     checked = 0
     for w, i in zip(wavenumbers, intensities):
         if i < 5 or w < 150:              # strong bands; the 94 cm^-1 torsion needs a longer depth
             continue
-        window = max(25.0, 0.02 * w)
+        window = 40.0                      # the Hann window's main lobe (depth 1.5 ps) is ~44 cm^-1 wide
         near = np.abs(wavenumbers - w) < window
         lo, hi = w - window, w + window
         band = (spec.wavenumber > lo) & (spec.wavenumber < hi)
-        peak = spec.wavenumber[band][np.argmax(spec.mean[band])]
-        integral = band_integral(spec.wavenumber, spec.mean, lo, hi)
+        intensity = spec.mean["intensity"]                              # km mol^-1 per cm^-1
+        k = np.flatnonzero(band)[np.argmax(intensity[band])]
+        a, b, c = intensity[k - 1: k + 2]                                # parabola through the maximum
+        peak = spec.wavenumber[k] + 0.5 * (a - c) / (a - 2 * b + c) * (spec.wavenumber[1] - spec.wavenumber[0])
+        integral = band_integral(spec.wavenumber, intensity, lo, hi)
+        print(f"harmonic {w:.1f} cm-1 {intensities[near].sum():.2f} km/mol; MD peak {peak:.1f}, band {integral:.2f}")
         assert abs(peak - w) < 0.01 * w, (w, peak)
-        assert integral == pytest.approx(intensities[near].sum(), rel=0.10), (w, integral, intensities[near].sum())
+        # strong bands within 10 %; weak ones (< 10 km/mol) also collect combination bands of the
+        # strong modes at 50 K (201 + 1202 = 1403 cm^-1 beside the 1432 cm^-1 band): within 25 %
+        tolerance = 0.10 if i >= 10 else 0.25
+        assert integral == pytest.approx(intensities[near].sum(), rel=tolerance), (w, integral, intensities[near].sum())
         checked += 1
     assert checked >= 5
