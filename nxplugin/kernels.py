@@ -11,12 +11,19 @@ error of every regularisation strength and every output at once.
 import numpy as np
 
 
-def squared_distances(a, b, b_sq=None):
-    """Squared Euclidean distances between rows, shape (len(a), len(b)), clipped at zero."""
+def squared_distances(a, b, b_sq=None, b_t=None):
+    """Squared Euclidean distances between rows, shape (len(a), len(b)), clipped at zero.
+
+    ``b_sq`` (row norms squared) and ``b_t`` (``b.T`` as a contiguous array) may be given when
+    ``b`` is reused, as the training set is at every prediction.
+    """
     a_sq = np.einsum("ij,ij->i", a, a)
     if b_sq is None:
         b_sq = np.einsum("ij,ij->i", b, b)
-    d2 = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    d2 = a @ (b.T if b_t is None else b_t)
+    d2 *= -2.0
+    d2 += a_sq[:, None]
+    d2 += b_sq[None, :]
     return np.maximum(d2, 0.0, out=d2)
 
 
@@ -65,13 +72,13 @@ def loo_errors(kernel, targets, lams):
     return out
 
 
-def invariant_squared_distances(a, b, pair_permutations, b_sq=None):
+def invariant_squared_distances(a, b, pair_permutations, b_sq=None, b_t=None):
     """Squared distances between the symmetry images of ``a`` and the rows of ``b``.
 
     Returns an array of shape (len(a), n_symmetries, len(b)); image 0 is ``a`` itself.
     """
     images = a[:, pair_permutations]                              # (n_a, n_sym, n_features)
-    d2 = squared_distances(images.reshape(-1, a.shape[1]), b, b_sq)
+    d2 = squared_distances(images.reshape(-1, a.shape[1]), b, b_sq, b_t)
     return d2.reshape(len(a), len(pair_permutations), len(b))
 
 

@@ -258,16 +258,19 @@ class RPRModel:
         descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
         x = descriptor - 1.0
         d2 = kernels.invariant_squared_distances(x, self.train_descriptors_, self.pair_permutations_,
-                                                 self._train_sq)                  # (n, n_sym, n_train)
+                                                 self._train_sq, self._train_t)   # (n, n_sym, n_train)
         values = np.empty((len(pos), self.coef_.shape[1]))
         sigma = self.hyperparameters_["energy"]["sigma"]
         k_images = kernels.gaussian(d2, sigma)
-        values[:, 0] = k_images.mean(axis=1) @ self.coef_[:, 0]
+        coef = self._coefficients
+        values[:, 0] = k_images.mean(axis=1) @ coef["energy"]
         if forces:
             # d/dx of mean_s k(x[perm_s], t): per image, then scattered back through its permutation
-            ka = k_images * self.coef_[:, 0]
+            ka = k_images * coef["energy"]
             images = x[:, self.pair_permutations_]
-            g_images = ka @ self.train_descriptors_ - ka.sum(axis=2)[..., None] * images
+            n_img = len(self.pair_permutations_)
+            g_images = (ka.reshape(-1, ka.shape[-1]) @ self.train_descriptors_).reshape(len(x), n_img, -1)
+            g_images -= ka.sum(axis=2)[..., None] * images
             grad_x = np.zeros_like(x)
             for s, perm in enumerate(self.pair_permutations_):
                 grad_x[:, perm] += g_images[:, s]
@@ -275,7 +278,7 @@ class RPRModel:
         for g in self.outputs_[1:]:
             s = self.hyperparameters_[g]["sigma"]
             k = k_images[:, 0] if s == sigma else kernels.gaussian(d2[:, 0], s)
-            values[:, GROUPS[g]] = k @ self.coef_[:, GROUPS[g]]
+            values[:, GROUPS[g]] = k @ coef[g]
         values += self.offset_
         out = {"energy": values[:, 0]}
         if forces:
@@ -290,11 +293,26 @@ class RPRModel:
         return out
 
     @property
+    def _coefficients(self):
+        """Contiguous coefficient arrays per output group: matmul on a strided column view of
+        ``coef_`` skips BLAS and costs several times more on the MD hot path."""
+        if getattr(self, "_coef_cache", None) is None:
+            self._coef_cache = {g: np.ascontiguousarray(self.coef_[:, GROUPS[g]]) for g in self.outputs_}
+            self._coef_cache["energy"] = self._coef_cache["energy"][:, 0]
+        return self._coef_cache
+
+    @property
     def _train_sq(self):
         if getattr(self, "_train_sq_cache", None) is None:
             x = self.train_descriptors_
             self._train_sq_cache = np.einsum("ij,ij->i", x, x)
         return self._train_sq_cache
+
+    @property
+    def _train_t(self):
+        if getattr(self, "_train_t_cache", None) is None:
+            self._train_t_cache = np.ascontiguousarray(self.train_descriptors_.T)
+        return self._train_t_cache
 
     @property
     def numbers(self):
