@@ -11,19 +11,17 @@ byte length of the trajectory file at that moment. A resumed run truncates the f
 and recomputes the frames after it, which are bit-identical because the state is exact: no saved
 frame is lost or duplicated and the trajectory equals an uninterrupted one.
 """
-import io
 import json
 import os
 import warnings
 
 import numpy as np
 from ase import Atoms, units
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-import ase.io
 
 from nxplugin.calculator import RPRCalculator
+from nxplugin.extxyz import format_frame
 from nxplugin.fileio import atomic_write
 
 THERMOSTATS = ("nve", "langevin", "bussi")
@@ -169,18 +167,14 @@ def run_trajectory(model, atoms, path, *, temperature_K, timestep_fs, n_steps, i
             return                                   # ASE calls observers again when a run resumes
         written["last"] = dyn.nsteps
         results = atoms.calc.results
-        frame = Atoms(atoms.numbers, positions=atoms.positions, momenta=atoms.get_momenta(),
-                      masses=atoms.get_masses())
-        frame.calc = SinglePointCalculator(frame, energy=results["energy"], forces=results["forces"],
-                                           dipole=results["dipole"])
-        frame.info.update(time=dyn.nsteps * timestep_fs, timestep_fs=timestep_fs * interval,
-                          temperature_K=temperature_K, ood_score=results["ood_score"], traj_id=traj_id,
-                          ekin=atoms.get_kinetic_energy(), etot=atoms.get_kinetic_energy() + results["energy"])
+        ekin = atoms.get_kinetic_energy()
+        info = {"time": dyn.nsteps * timestep_fs, "timestep_fs": timestep_fs * interval,
+                "temperature_K": temperature_K, "ood_score": results["ood_score"], "traj_id": traj_id,
+                "ekin": ekin, "etot": ekin + results["energy"]}
         if "polarizability" in results:
-            frame.info["polarizability"] = results["polarizability"].ravel()
-        buffer = io.StringIO()
-        ase.io.write(buffer, frame, format="extxyz")
-        handle.write(buffer.getvalue().encode())
+            info["polarizability"] = results["polarizability"].ravel()
+        handle.write(format_frame(symbols, atoms.positions, masses, atoms.get_momenta(), results["forces"], info,
+                                  results["energy"], results["dipole"]).encode())
         handle.flush()
         n_frames += 1
         if results["ood_score"] > ood_threshold:
@@ -198,6 +192,7 @@ def run_trajectory(model, atoms, path, *, temperature_K, timestep_fs, n_steps, i
         if progress is not None:
             progress(1)
 
+    symbols, masses = atoms.get_chemical_symbols(), atoms.get_masses()
     dyn.attach(write_frame, interval=interval)
     dyn.attach(report, interval=1)
     stopped = None
