@@ -7,7 +7,7 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 
-from nxplugin import sampling
+from nxplugin import engines, sampling
 from nxplugin.errors import DataFileError
 from nxplugin.molecules import DCE_DIHEDRAL, dce
 
@@ -90,7 +90,7 @@ def test_tblite_polarizability_matches_energy_curvature_and_rotates():
     from scipy.spatial.transform import Rotation
 
     atoms = dce("gauche")
-    alpha = sampling.tblite_polarizability(atoms)
+    alpha = engines.tblite_polarizability(atoms)
     assert np.abs(alpha - alpha.T).max() < 1e-3
     assert np.all(np.linalg.eigvalsh(alpha) > 0)
     assert np.trace(alpha) / 3 == pytest.approx(10.82, abs=0.05)  # GFN2-xTB, Angstrom**3
@@ -108,7 +108,7 @@ def test_tblite_polarizability_matches_energy_curvature_and_rotates():
     rotated.rotate(50, (1, 2, 3))
     rotation = Rotation.from_rotvec(np.deg2rad(50) * np.array([1, 2, 3]) / np.sqrt(14)).as_matrix()
     assert np.allclose(rotated.positions, atoms.positions @ rotation.T)
-    np.testing.assert_allclose(sampling.tblite_polarizability(rotated),
+    np.testing.assert_allclose(engines.tblite_polarizability(rotated),
                                rotation @ alpha @ rotation.T, atol=2e-3)
 
 
@@ -129,7 +129,7 @@ def test_sample_labels_are_gfn2_results_at_the_stored_geometry(tmp_path):
     np.testing.assert_allclose(frame.get_forces(), reference.get_forces(), atol=1e-3)
     np.testing.assert_allclose(frame.get_dipole_moment(), reference.get_dipole_moment(), atol=1e-4)
     np.testing.assert_allclose(frame.info["polarizability"],
-                               sampling.tblite_polarizability(frame), atol=1e-6)
+                               engines.tblite_polarizability(frame), atol=1e-6)
     assert not np.allclose(frames[0].positions, frames[4].positions, atol=0.01)  # independent
 
 
@@ -199,7 +199,7 @@ def test_pyscf_labels_a_few_frames(tmp_path):
                             **{**TINY, "n_traj": 1, "n_frames": 2})
     assert table[0]["n_frames"] == 2
     frame = read(tmp_path / "p.extxyz", index=-1)
-    calc = sampling.PySCFCalculator(method="hf/sto-3g")
+    calc = engines.PySCFCalculator(method="hf/sto-3g")
     # Force on Cl2 along x against a central difference of the energy (eV/Angstrom).
     energies = []
     for shift in (1e-3, -1e-3):
