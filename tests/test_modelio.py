@@ -1,7 +1,5 @@
-import io
 import json
 import pickle
-import zipfile
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """Tests of the DCE builders, the reference engines and the resumable sampler (nxplugin.sampling)."""
-import gzip
 import os
 
 import numpy as np

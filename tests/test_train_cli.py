@@ -1,5 +1,3 @@
-import numpy as np
-import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 import ase.io

@@ -16,7 +16,6 @@ import sys
 import time
 
 import numpy as np
-from ase import Atoms, units
 
 from nxplugin.conformers import dihedral_series
 from nxplugin.datasets import file_digest, model_errors, read_dataset, subset

@@ -20,7 +20,7 @@ def run(args):
     print(f"  frame: {meta['frame']}; outputs: {', '.join(meta['outputs'])}; training points: {meta['n_train']}")
     print(f"  energy kernel averaged over {meta.get('symmetry_images', 1)} symmetry relabelling(s); "
           f"dipole baseline charges (e): {meta.get('charges_e')}")
-    print(f"  units: " + ", ".join(f"{k} {v}" for k, v in meta["units"].items()))
+    print("  units: " + ", ".join(f"{k} {v}" for k, v in meta["units"].items()))
     for group, h in meta["hyperparameters"].items():
         print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
     for key, value in meta.get("training", {}).items():
