@@ -53,6 +53,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("nxplugin: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                 # output piped into head or less and closed early
+        sys.stderr.close()
+        return 0
     except Exception as err:  # the one place that turns exceptions into an exit code
         if args.traceback:
             raise
