@@ -263,7 +263,7 @@ class RPRModel:
         sigma = self.hyperparameters_["energy"]["sigma"]
         k_images = kernels.gaussian(d2, sigma)
         coef = self._coefficients
-        values[:, 0] = k_images.mean(axis=1) @ coef["energy"]
+        values[:, 0] = (k_images @ coef["energy"]).mean(axis=1)      # BLAS, not a strided mean
         if forces:
             # d/dx of mean_s k(x[perm_s], t): per image, then scattered back through its permutation
             ka = k_images * coef["energy"]
