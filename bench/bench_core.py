@@ -8,6 +8,7 @@ Side by side in one run on the shipped DCE data (calculators/dce-gfn2xtb/data/tr
 each training size N, the time of training with the hyperparameter search, and of one MD-step call
 (energy + forces + dipole through ASE, a new geometry each call) of ``RPRCalculator`` and of
 ``tblite.ase.TBLite`` (GFN2-xTB, default settings), and their ratio. Also the bare model prediction.
+Both kernel backends when numba is installed: numpy, and compiled (:mod:`nxplugin.fastkernel`).
 """
 import argparse
 import os
@@ -35,6 +36,12 @@ def time_calls(atoms, calc, geometries):
     return (time.perf_counter() - start) / len(geometries)
 
 
+def backends():
+    """``compiled`` settings to time: numpy always, the numba kernel when it is installed."""
+    from nxplugin.models import _numba_available
+    return [False, True] if _numba_available() else [False]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
@@ -56,13 +63,16 @@ def main():
         model = RPRModel().fit(train["numbers"], train["positions"], energies=train["energies"],
                                dipoles=train["dipoles"], polarizabilities=train["polarizabilities"])
         t_fit = time.perf_counter() - start
-        t_calc = time_calls(base, RPRCalculator(model), walk)
-        start = time.perf_counter()
-        for x in walk:
-            model.predict(x)
-        t_pred = (time.perf_counter() - start) / len(walk)
-        print(f"N = {n}: training with search {t_fit:.1f} s; RPRCalculator call {t_calc * 1e6:.0f} us "
-              f"(model.predict {t_pred * 1e6:.0f} us); GFN2-xTB / RPRCalculator = {t_xtb / t_calc:.1f}x")
+        print(f"N = {n}: training with search {t_fit:.1f} s")
+        for compiled in backends():
+            model.compiled = compiled
+            t_calc = time_calls(base, RPRCalculator(model), walk)
+            start = time.perf_counter()
+            for x in walk:
+                model.predict(x)
+            t_pred = (time.perf_counter() - start) / len(walk)
+            print(f"  {'compiled' if compiled else 'numpy':>8}: RPRCalculator call {t_calc * 1e6:.0f} us "
+                  f"(model.predict {t_pred * 1e6:.0f} us); GFN2-xTB / RPRCalculator = {t_xtb / t_calc:.1f}x")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ that of a real model of the same size. All engines run Langevin MD at 300 K with
 one process, one after the other, on one core each (OMP_NUM_THREADS=1, also for tblite); the
 ensemble engines write every 2nd frame (the CLI default).
 With ``--dask`` the same ensemble also runs on 2 loky processes and on a 2-worker Dask LocalCluster.
+Every row is timed with the numpy kernel sums and, when numba is installed, the compiled ones
+(:mod:`nxplugin.fastkernel`); the Dask comparison uses the compiled ones.
 """
 import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")            # before numpy and tblite load: one core each
@@ -104,17 +106,24 @@ def main(argv=None):
     print(f"model: {name} ({time.perf_counter() - start:.1f} s to load/fit)")
     xtb = time_xtb()
     print(f"GFN2-xTB (tblite) Langevin step: {xtb * 1e3:.2f} ms  -> {1 / xtb:10.1f} replica-steps/s")
-    print(f"{'replicas':>8} {'engine':>8} {'steps':>6} {'us/replica-step':>16} {'replica-steps/s':>16} "
-          f"{'x GFN2-xTB':>11}")
+    from bench_core import backends
+    print(f"{'replicas':>8} {'kernel':>8} {'engine':>8} {'steps':>6} {'us/replica-step':>16} "
+          f"{'replica-steps/s':>16} {'x GFN2-xTB':>11}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         for n in (1, 10, 100):
-            for engine in ("ase", "batched"):
-                cost, n_steps = time_engine(model, n, args.replica_steps, engine, os.path.join(tmp, f"{engine}{n}"),
-                                            min_steps=200 if engine == "batched" else 20)
-                print(f"{n:8d} {engine:>8} {n_steps:6d} {cost * 1e6:16.1f} {1 / cost:16.1f} {xtb / cost:11.1f}")
-            cost = time_predict(model, min(n, 32))
-            print(f"{n:8d} {'predict':>8} {'':6} {cost * 1e6:16.1f} {1 / cost:16.1f} {xtb / cost:11.1f}"
-                  f"   (model.predict alone, batch of {min(n, 32)})")
+            for compiled in backends():
+                model.compiled = compiled
+                kernel = "compiled" if compiled else "numpy"
+                for engine in ("ase", "batched"):
+                    cost, n_steps = time_engine(model, n, args.replica_steps, engine,
+                                                os.path.join(tmp, f"{engine}{n}{kernel}"),
+                                                min_steps=200 if engine == "batched" else 20)
+                    print(f"{n:8d} {kernel:>8} {engine:>8} {n_steps:6d} {cost * 1e6:16.1f} {1 / cost:16.1f} "
+                          f"{xtb / cost:11.1f}")
+                cost = time_predict(model, n)
+                print(f"{n:8d} {kernel:>8} {'predict':>8} {'':6} {cost * 1e6:16.1f} {1 / cost:16.1f} "
+                      f"{xtb / cost:11.1f}   (model.predict alone, batch of {n})")
+        model.compiled = None
         if args.dask:
             from distributed import LocalCluster
             n, steps = 64, 500

@@ -57,6 +57,10 @@ class RPRModel:
         (the C-H stretches of trans-DCE, 3 cm^-1 apart) then cannot mix.
     """
 
+    #: Use the compiled kernel sums (:mod:`nxplugin.fastkernel`): None decides at the first prediction
+    #: (True when numba is installed), False forces numpy (a one-step process need not import numba).
+    compiled = None
+
     def __init__(self, *, frame="eckart", charges=True, symmetrize=True, sigma=None, lam=None, n_search=1500,
                  random_state=0):
         self.frame = frame
@@ -137,6 +141,7 @@ class RPRModel:
             scale[GROUPS[g]] = max(np.std(y[:, GROUPS[g]] - self.offset_[GROUPS[g]]), 1e-12)
         ys = (y - self.offset_) / scale
 
+        self._cache = {}
         self.hyperparameters_ = self._choose(x, ys, progress)
         d2 = kernels.invariant_squared_distances(x, x, self.pair_permutations_)
         coef = np.empty_like(y)
@@ -257,29 +262,18 @@ class RPRModel:
         pos = pos.reshape(-1, len(self.numbers_), 3)
         descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
         x = descriptor - 1.0
-        d2 = kernels.invariant_squared_distances(x, self.train_descriptors_, self.pair_permutations_,
-                                                 self._train_sq, self._train_t)   # (n, n_sym, n_train)
-        values = np.empty((len(pos), self.coef_.shape[1]))
+        perms = self.pair_permutations_
+        images = x[:, perms]                                          # (n, n_sym, n_features)
+        wsum, wt, values, d2min = self._kernel_sums(images, forces)
         sigma = self.hyperparameters_["energy"]["sigma"]
-        k_images = kernels.gaussian(d2, sigma)
-        coef = self._coefficients
-        values[:, 0] = (k_images @ coef["energy"]).mean(axis=1)      # BLAS, not a strided mean
+        values = np.concatenate([wsum.sum(axis=1)[:, None] / len(perms), values], axis=1) + self.offset_
         if forces:
             # d/dx of mean_s k(x[perm_s], t): per image, then scattered back through its permutation
-            ka = k_images * coef["energy"]
-            images = x[:, self.pair_permutations_]
-            n_img = len(self.pair_permutations_)
-            g_images = (ka.reshape(-1, ka.shape[-1]) @ self.train_descriptors_).reshape(len(x), n_img, -1)
-            g_images -= ka.sum(axis=2)[..., None] * images
+            g_images = wt - wsum[..., None] * images
             grad_x = np.zeros_like(x)
-            for s, perm in enumerate(self.pair_permutations_):
+            for s, perm in enumerate(perms):
                 grad_x[:, perm] += g_images[:, s]
-            grad_x /= sigma**2 * len(self.pair_permutations_)
-        for g in self.outputs_[1:]:
-            s = self.hyperparameters_[g]["sigma"]
-            k = k_images[:, 0] if s == sigma else kernels.gaussian(d2[:, 0], s)
-            values[:, GROUPS[g]] = k @ coef[g]
-        values += self.offset_
+            grad_x /= sigma**2 * len(perms)
         out = {"energy": values[:, 0]}
         if forces:
             out["forces"] = -descriptors.descriptor_gradient(pos, descriptor, grad_x)
@@ -287,32 +281,86 @@ class RPRModel:
         out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
         if "polarizability" in self.outputs_:
             out["polarizability"] = frames.tensor_from_frame(frames.six_to_symmetric(values[:, 4:10]), rot)
-        out["ood_score"] = np.sqrt(d2[:, 0].min(axis=1)) / self.ood_scale_
+        out["ood_score"] = np.sqrt(d2min) / self.ood_scale_
         if single:
             out = {key: value[0] for key, value in out.items()}
         return out
+
+    def _kernel_sums(self, images, grad):
+        """Sums over the training set, per molecule ``i``, image ``s`` and training point ``j``.
+
+        Returns ``wsum[i, s] = sum_j c_j k_ijs`` and ``wt[i, s] = sum_j c_j k_ijs t_j`` (energy
+        coefficients and width; zeros without ``grad``), ``values[i]``: the dipole and polarizability
+        columns from image 0 with their own widths, and ``d2min[i]``: image 0's smallest squared
+        distance to the training set. Compiled (:mod:`nxplugin.fastkernel`) when numba is available
+        and :attr:`compiled` is not False, numpy otherwise; the two agree to round-off (tested).
+        """
+        n, n_img, n_feat = images.shape
+        coef = self._coefficients
+        groups = self.outputs_[1:]
+        if self.compiled is None:
+            self.compiled = _numba_available()
+        if self.compiled:
+            from nxplugin import fastkernel
+            wsum, wt, values, d2min = fastkernel.kernel_sums(
+                images.reshape(n * n_img, n_feat), n_img, self._train, self._train_sq, coef["energy"],
+                *self._compiled_widths, grad)
+            return wsum.reshape(n, n_img), wt.reshape(n, n_img, n_feat), values, d2min
+        sigmas = [self.hyperparameters_[g]["sigma"] for g in ("energy", *groups)]
+        d2 = kernels.squared_distances(images.reshape(n * n_img, n_feat), self._train, self._train_sq,
+                                       self._train_t).reshape(n, n_img, -1)
+        k = kernels.gaussian(d2, sigmas[0])
+        wsum = k @ coef["energy"]                                    # BLAS, not a strided sum
+        wt = np.zeros(images.shape)
+        if grad:
+            k *= coef["energy"]
+            wt = (k.reshape(n * n_img, -1) @ self._train).reshape(images.shape)
+        values = [kernels.gaussian(d2[:, 0], s) @ coef[g] for g, s in zip(groups, sigmas[1:])]
+        return wsum, wt, np.hstack(values) if values else np.zeros((n, 0)), d2[:, 0].min(axis=1)
+
+    def _cached(self, name, make):
+        """Arrays derived from the fitted ones once, for the hot path (dropped on refit or load)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
 
     @property
     def _coefficients(self):
         """Contiguous coefficient arrays per output group: matmul on a strided column view of
         ``coef_`` skips BLAS and costs several times more on the MD hot path."""
-        if getattr(self, "_coef_cache", None) is None:
-            self._coef_cache = {g: np.ascontiguousarray(self.coef_[:, GROUPS[g]]) for g in self.outputs_}
-            self._coef_cache["energy"] = self._coef_cache["energy"][:, 0]
-        return self._coef_cache
+        def make():
+            out = {g: np.ascontiguousarray(self.coef_[:, GROUPS[g]]) for g in self.outputs_}
+            out["energy"] = out["energy"][:, 0]
+            return out
+        return self._cached("coef", make)
+
+    @property
+    def _coef_t(self):
+        return self._cached("coef_t", lambda: np.ascontiguousarray(self.coef_[:, 1:].T))
+
+    @property
+    def _compiled_widths(self):
+        """``1/(2 sigma_energy**2)``, the other columns' coefficients, width group per column and
+        ``1/(2 sigma**2)`` per group: the width arguments of :func:`nxplugin.fastkernel.kernel_sums`."""
+        def make():
+            groups = self.outputs_[1:]
+            col_group = np.concatenate([np.full(GROUPS[g].stop - GROUPS[g].start, i) for i, g in enumerate(groups)])
+            inv = 0.5 / np.array([self.hyperparameters_[g]["sigma"] for g in ("energy", *groups)]) ** 2
+            return inv[0], self._coef_t, col_group.astype(np.int64), inv[1:]
+        return self._cached("compiled_widths", make)
+
+    @property
+    def _train(self):
+        return self._cached("train", lambda: np.ascontiguousarray(self.train_descriptors_))
 
     @property
     def _train_sq(self):
-        if getattr(self, "_train_sq_cache", None) is None:
-            x = self.train_descriptors_
-            self._train_sq_cache = np.einsum("ij,ij->i", x, x)
-        return self._train_sq_cache
+        return self._cached("train_sq", lambda: np.einsum("ij,ij->i", self._train, self._train))
 
     @property
     def _train_t(self):
-        if getattr(self, "_train_t_cache", None) is None:
-            self._train_t_cache = np.ascontiguousarray(self.train_descriptors_.T)
-        return self._train_t_cache
+        return self._cached("train_t", lambda: np.ascontiguousarray(self.train_descriptors_.T))
 
     @property
     def numbers(self):
@@ -338,6 +386,13 @@ def _fit_charges(positions, dipoles, masses):
     design = np.einsum("nij,ik->njk", x, basis).reshape(-1, n_atoms - 1)
     t = np.linalg.lstsq(design, dipoles.reshape(-1), rcond=None)[0]
     return basis @ t
+
+
+def _numba_available():
+    """numba is installed and not switched off with ``NXPLUGIN_NUMBA=0``."""
+    import importlib.util
+    import os
+    return os.environ.get("NXPLUGIN_NUMBA", "1") != "0" and importlib.util.find_spec("numba") is not None
 
 
 def _per_group(value, group):
