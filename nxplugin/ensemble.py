@@ -206,6 +206,7 @@ class _TrajectoryFile:
 @contextlib.contextmanager
 def _one_blas_thread():
     """Run OpenBLAS on one thread: faster for these matrix sizes, and the same sums everywhere."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's OpenBLAS, the one compiled kernels call)
     calls = []
     try:
         with open("/proc/self/maps") as maps:

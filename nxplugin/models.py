@@ -26,6 +26,7 @@ MIN_DISTANCE = 0.5  # Angstrom; closer atoms are rejected as overlapping
 SIGMA_FACTORS = np.geomspace(0.1, 10.0, 15)
 LAMBDAS = np.geomspace(1e-10, 1e-2, 17)
 REFINE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25)
+NUMPY_CHUNK = 1 << 16   # kernel values per numpy pass (512 kB arrays: within L2)
 
 
 class RPRModel:
@@ -306,6 +307,10 @@ class RPRModel:
                 images.reshape(n * n_img, n_feat), n_img, self._train, self._train_sq, coef["energy"],
                 *self._compiled_widths, grad)
             return wsum.reshape(n, n_img), wt.reshape(n, n_img, n_feat), values, d2min
+        if n * n_img * len(self._train) > NUMPY_CHUNK and n > 1:     # keep the arrays in cache
+            step = max(1, NUMPY_CHUNK // (n_img * len(self._train)))
+            parts = [self._kernel_sums(images[i:i + step], grad) for i in range(0, n, step)]
+            return tuple(np.concatenate(p) for p in zip(*parts))
         sigmas = [self.hyperparameters_[g]["sigma"] for g in ("energy", *groups)]
         d2 = kernels.squared_distances(images.reshape(n * n_img, n_feat), self._train, self._train_sq,
                                        self._train_t).reshape(n, n_img, -1)

@@ -83,7 +83,11 @@ def test_model_learns_gfn2_data(dce_data, dce_model):
     assert dce_model.predict(far)["ood_score"] > 1
 
 
-def test_batched_prediction_equals_single(dce_data, dce_model):
+@pytest.mark.parametrize("chunk", [None, 2000])
+def test_batched_prediction_equals_single(dce_data, dce_model, chunk, monkeypatch):
+    if chunk is not None:              # numpy sums over 2 molecules at a time (4 images x 250 points)
+        monkeypatch.setattr("nxplugin.models.NUMPY_CHUNK", chunk)
+        monkeypatch.setattr(dce_model, "compiled", False)
     xs = dce_data["positions"][250:260]
     batch = dce_model.predict(xs)
     for n, x in enumerate(xs):
