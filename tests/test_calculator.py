@@ -27,6 +27,18 @@ def test_results_in_ase_units_and_model_values(dce_data, dce_model):
     np.testing.assert_allclose(atoms.get_dipole_moment(), dce_data["dipoles"][255], atol=0.02)
     atoms.positions[0, 0] += 0.01                      # a move is noticed by the light check_state
     assert atoms.get_potential_energy() != pytest.approx(pred["energy"], abs=1e-9)
+    np.testing.assert_array_equal(atoms.get_forces(), dce_model.predict(atoms.positions)["forces"])
+    atoms.get_forces()[:] = 0.0                          # callers get copies
+    assert np.abs(atoms.get_forces()).max() > 0
+    other = atoms_at(dce_data, 256)                      # another Atoms object on the same calculator
+    other.calc = atoms.calc
+    np.testing.assert_array_equal(other.get_dipole_moment(), dce_model.predict(other.positions)["dipole"])
+    np.testing.assert_array_equal(atoms.get_dipole_moment(), dce_model.predict(atoms.positions)["dipole"])
+    assert atoms.calc.atoms.positions is not atoms.positions        # the calculator keeps its own copy
+    ethane = Atoms("C2H6", positions=np.random.default_rng(0).normal(scale=2.0, size=(8, 3)))
+    ethane.calc = atoms.calc
+    with pytest.raises(GeometryError, match="expected Cl"):
+        ethane.get_potential_energy()
 
 
 def test_bad_atoms_raise(dce_data, dce_model):
