@@ -394,10 +394,20 @@ def _fit_charges(positions, dipoles, masses):
 
 
 def _numba_available():
-    """numba is installed and not switched off with ``NXPLUGIN_NUMBA=0``."""
+    """The compiled kernel sums can be used: numba is installed, works with this numpy, and is not
+    switched off with ``NXPLUGIN_NUMBA=0``."""
     import importlib.util
     import os
-    return os.environ.get("NXPLUGIN_NUMBA", "1") != "0" and importlib.util.find_spec("numba") is not None
+    if os.environ.get("NXPLUGIN_NUMBA", "1") == "0" or importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import nxplugin.fastkernel  # noqa: F401
+    except ImportError as err:          # e.g. a numba built for another numpy release
+        import warnings
+        warnings.warn(f"numba is installed but cannot be used ({err}); predicting with numpy instead "
+                      "(set NXPLUGIN_NUMBA=0 to silence this)", stacklevel=4)
+        return False
+    return True
 
 
 def _per_group(value, group):

@@ -48,3 +48,16 @@ def test_compiled_predictions_equal_numpy(dce_data, models, block, monkeypatch):
             for key in want:
                 scale = np.max(np.abs(want[key])) + 1.0
                 np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-10 * scale, err_msg=key)
+
+
+def test_unusable_numba_falls_back_to_numpy_with_a_warning(dce_data, dce_model, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "nxplugin.fastkernel", None)      # import fails, as a broken numba would
+    monkeypatch.setattr(dce_model, "compiled", None)
+    with pytest.warns(UserWarning, match="numba is installed but cannot be used"):
+        got = dce_model.predict(dce_data["positions"][0])
+    assert dce_model.compiled is False
+    monkeypatch.setenv("NXPLUGIN_NUMBA", "0")
+    monkeypatch.setattr(dce_model, "compiled", None)
+    np.testing.assert_array_equal(dce_model.predict(dce_data["positions"][0])["forces"], got["forces"])
+    assert dce_model.compiled is False
