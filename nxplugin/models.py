@@ -323,6 +323,15 @@ class RPRModel:
         values = [kernels.gaussian(d2[:, 0], s) @ coef[g] for g, s in zip(groups, sigmas[1:])]
         return wsum, wt, np.hstack(values) if values else np.zeros((n, 0)), d2[:, 0].min(axis=1)
 
+    def __getstate__(self):
+        # sent to joblib/Dask workers without the derived arrays, which each process rebuilds; the
+        # compiled kernel is chosen again where numba is installed, unless switched off here
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        if state.get("compiled") is not False:
+            state.pop("compiled", None)
+        return state
+
     def _cached(self, name, make):
         """Arrays derived from the fitted ones once, for the hot path (dropped on refit or load)."""
         cache = self.__dict__.setdefault("_cache", {})

@@ -61,3 +61,16 @@ def test_unusable_numba_falls_back_to_numpy_with_a_warning(dce_data, dce_model, 
     monkeypatch.setattr(dce_model, "compiled", None)
     np.testing.assert_array_equal(dce_model.predict(dce_data["positions"][0])["forces"], got["forces"])
     assert dce_model.compiled is False
+
+
+def test_pickled_model_leaves_derived_arrays_and_chooses_its_kernel_again(dce_data, dce_model, monkeypatch):
+    import pickle
+    monkeypatch.setattr(dce_model, "compiled", True)
+    dce_model.predict(dce_data["positions"][0])
+    assert dce_model._cache
+    copy = pickle.loads(pickle.dumps(dce_model))
+    assert "_cache" not in copy.__dict__ and copy.compiled is None
+    np.testing.assert_allclose(copy.predict(dce_data["positions"][0])["forces"],
+                               dce_model.predict(dce_data["positions"][0])["forces"], rtol=0, atol=1e-12)
+    monkeypatch.setattr(dce_model, "compiled", False)          # an explicit opt-out travels
+    assert pickle.loads(pickle.dumps(dce_model)).compiled is False
