@@ -130,7 +130,7 @@ def main():
             ("step program, new process via 'serve' (--socket)", served_time),
             ("step in-process (run_step: files + model)", in_process),
             (f"{args.steps} emulated Newton-X steps, in-process, total", emulated),
-            (f"  per emulated step", emulated / args.steps),
+            ("  per emulated step", emulated / args.steps),
             ("one GFN2-xTB energy + gradient (tblite.ase.TBLite)", xtb_time)]
     for label, seconds in rows:
         print(f"{label:58s} {seconds * 1e3:10.1f} ms")
