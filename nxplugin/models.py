@@ -299,9 +299,7 @@ class RPRModel:
         n, n_img, n_feat = images.shape
         coef = self._coefficients
         groups = self.outputs_[1:]
-        if self.compiled is None:
-            self.compiled = _numba_available()
-        if self.compiled:
+        if self.kernel_backend == "compiled":
             from nxplugin import fastkernel
             wsum, wt, values, d2min = fastkernel.kernel_sums(
                 images.reshape(n * n_img, n_feat), n_img, self._train, self._train_sq, coef["energy"],
@@ -375,6 +373,13 @@ class RPRModel:
     @property
     def _train_t(self):
         return self._cached("train_t", lambda: np.ascontiguousarray(self.train_descriptors_.T))
+
+    @property
+    def kernel_backend(self):
+        """``"compiled"`` or ``"numpy"``: how this process evaluates the kernel sums (see :attr:`compiled`)."""
+        if self.compiled is None:
+            self.compiled = _numba_available()
+        return "compiled" if self.compiled else "numpy"
 
     @property
     def numbers(self):

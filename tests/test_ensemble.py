@@ -16,6 +16,7 @@ from nxplugin import ensemble
 from nxplugin.cli import main
 from nxplugin.dynamics import initial_conditions, read_checkpoint, run_trajectory
 from nxplugin.modelio import save_model
+from nxplugin.models import RPRModel
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,7 @@ def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_f
     assert _read_all(tmp_path / "joblib") == seq
     assert _read_all(tmp_path / "dask") == seq
     summary = json.loads((tmp_path / "dask" / "summary.json").read_text())
+    assert summary["kernel"] == RPRModel().kernel_backend          # what this environment provides
     assert [t["traj_id"] for t in summary["trajectories"]] == list(range(5))
     print("wall times, s:", walls)
 

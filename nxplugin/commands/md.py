@@ -68,6 +68,7 @@ def run(args):
 
     from nxplugin.dynamics import initial_conditions
     from nxplugin.ensemble import run_ensemble
+    from nxplugin.fileio import atomic_write
     from nxplugin.modelio import load_model
 
     if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
@@ -100,11 +101,11 @@ def run(args):
                                ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
     n_ood = sum(s["ood_frames"] for s in summary)
     stopped = [s["path"] for s in summary if s.get("stopped")]
-    with open(os.path.join(args.out, "summary.json"), "w") as handle:
-        json.dump({"model": model_path, "engine": engine,
-                   "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                   "ood_frames": n_ood, "stopped_out_of_domain": len(stopped),
-                   "trajectories": summary}, handle, indent=1, default=str)
+    atomic_write(os.path.join(args.out, "summary.json"), json.dumps(
+        {"model": model_path, "engine": engine, "kernel": model.kernel_backend,
+         "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+         "ood_frames": n_ood, "stopped_out_of_domain": len(stopped), "trajectories": summary},
+        indent=1, default=str))
     print(f"wrote {len(summary)} trajectories ({sum(s['frames'] for s in summary)} frames) in {args.out}; "
           f"{n_ood} frames beyond the training data; {len(stopped)} stopped out of domain"
           + (f": {stopped}" if stopped else ""))
