@@ -45,3 +45,31 @@ def dce_model(dce_data):
     # lam fixed at 1e-8: the search on so few, so similar points picks near-singular fits
     return RPRModel(lam=1e-8).fit(d["numbers"], d["positions"][:250], energies=d["energies"][:250],
                           dipoles=d["dipoles"][:250], reference=d["reference"])
+
+
+def sigkill_and_resume(cmd, out, n_traj, rng, attempts, pause):
+    """Run ``cmd --out out`` (then with ``--resume``), SIGKILL it after a random pause (s, range
+    ``pause``) until every trajectory's checkpoint says finished or ``attempts`` runs are used, then
+    finish with one uninterrupted ``--resume``. Returns the number of kills."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from nxplugin.dynamics import read_checkpoint
+    from nxplugin.ensemble import trajectory_path
+
+    kills = 0
+    for attempt in range(attempts):
+        proc = subprocess.Popen(cmd + ["--out", str(out)] + (["--resume"] if attempt else []),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(*pause))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        states = [read_checkpoint(trajectory_path(out, k)) for k in range(n_traj)]
+        if all(s is not None and s["meta"]["finished"] for s in states):
+            break
+    subprocess.run(cmd + ["--out", str(out), "--resume"], check=True, capture_output=True)
+    return kills

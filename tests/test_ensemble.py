@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from nxplugin import ensemble
+from conftest import sigkill_and_resume
 from nxplugin.cli import main
 from nxplugin.dynamics import initial_conditions, read_checkpoint, run_trajectory
 from nxplugin.modelio import save_model
@@ -125,20 +126,7 @@ def test_ensemble_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_f
            "--interval", "2", "--checkpoint-every", "15", "--seed", "9"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(cmd + ["--out", str(ref)], check=True, capture_output=True)
-    rng = np.random.default_rng(1)
-    kills = 0
-    for attempt in range(8):
-        proc = subprocess.Popen(cmd + ["--out", str(killed)] + (["--resume"] if attempt else []),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.8, 2.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        states = [read_checkpoint(ensemble.trajectory_path(killed, k)) for k in range(4)]
-        if all(s is not None and s["meta"]["finished"] for s in states):
-            break
-    subprocess.run(cmd + ["--out", str(killed), "--resume"], check=True, capture_output=True)
+    kills = sigkill_and_resume(cmd, killed, 4, np.random.default_rng(1), attempts=8, pause=(0.8, 2.0))
     assert kills >= 1
     for k in range(4):
         a = ase.io.read(ensemble.trajectory_path(ref, k), ":")

@@ -1,16 +1,15 @@
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import ase.io
 import numpy as np
 import pytest
 from ase import units
 
+from conftest import sigkill_and_resume
 from nxplugin.cli import main
-from nxplugin.dynamics import initial_conditions, read_checkpoint, run_trajectory
+from nxplugin.dynamics import initial_conditions, run_trajectory
 from nxplugin.modelio import save_model
 
 
@@ -71,20 +70,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
            "--checkpoint-every", "20", "--seed", "5"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run(cmd + ["--out", str(ref)], check=True, capture_output=True)
-    rng = np.random.default_rng(0)
-    kills = 0
-    for attempt in range(6):
-        proc = subprocess.Popen(cmd + ["--out", str(killed)] + (["--resume"] if attempt else []),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.2, 2.5))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        state = read_checkpoint(killed / "traj_000.extxyz")
-        if state is not None and state["meta"]["finished"]:
-            break
-    subprocess.run(cmd + ["--out", str(killed), "--resume"], check=True, capture_output=True)
+    kills = sigkill_and_resume(cmd, killed, 1, np.random.default_rng(0), attempts=6, pause=(1.2, 2.5))
     assert kills >= 1
     a = ase.io.read(ref / "traj_000.extxyz", ":")
     b = ase.io.read(killed / "traj_000.extxyz", ":")
