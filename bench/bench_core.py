@@ -38,8 +38,7 @@ def time_calls(atoms, calc, geometries):
 
 def backends():
     """``compiled`` settings to time: numpy always, the numba kernel when it is installed."""
-    from nxplugin.models import _numba_available
-    return [False, True] if _numba_available() else [False]
+    return [False, True] if RPRModel().kernel_backend == "compiled" else [False]
 
 
 def main():
