@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 
 import numpy as np
 from ase import units
@@ -25,12 +26,7 @@ from nxplugin.models import RPRModel
 
 
 def _median_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(function, number=1, repeat=repeats))
 
 
 def _control(nat, istep, dt_fs):

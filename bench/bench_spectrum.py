@@ -5,7 +5,7 @@ Prints the best wall time over the repeats for one long series, an ensemble of t
 Raman spectrum; the series are synthetic (0.5 fs steps), so no file reading is timed.
 """
 import argparse
-import time
+import timeit
 
 import numpy as np
 
@@ -13,12 +13,7 @@ from nxplugin import spectra
 
 
 def best_time(function, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timeit.repeat(function, number=1, repeat=repeat))
 
 
 def main():
