@@ -21,6 +21,7 @@ import argparse
 import sys
 import tempfile
 import time
+import timeit
 
 import numpy as np
 
@@ -105,11 +106,9 @@ def cost_floor(model):
     except ImportError:
         def exp_neg(v):
             return np.exp(-v)
-    exp_neg(x)
-    start = time.perf_counter()
-    for _ in range(500):
-        exp_neg(x)
-    exp_time = (time.perf_counter() - start) / 500 / len(x)
+    exp_time = min(timeit.repeat(lambda: exp_neg(x), number=100, repeat=5)) / 100 / len(x)
+    numpy_time = min(timeit.repeat(lambda: np.exp(-x), number=100, repeat=5)) / 100 / len(x)
+    print(f"exp(-x) on {len(x)} numbers: {exp_time * 1e9:.2f} ns each (nxplugin), {numpy_time * 1e9:.2f} ns (numpy)")
     flops = 4 * n_img * n_train * d
     print(f"floor for this model (N = {n_train}, d = {d}, {n_img} symmetry images): {flops / 1e6:.2f} Mflop at "
           f"{flop_rate / 1e9:.1f} Gflop/s + {n_exp} exp at {exp_time * 1e9:.2f} ns "
