@@ -8,7 +8,7 @@ Side by side in one run on the shipped DCE data (calculators/dce-gfn2xtb/data/tr
 each training size N, the time of training with the hyperparameter search, and of one MD-step call
 (energy + forces + dipole through ASE, a new geometry each call) of ``RPRCalculator`` and of
 ``tblite.ase.TBLite`` (GFN2-xTB, default settings), and their ratio. Also the bare model prediction.
-Both kernel backends when numba is installed: numpy, and compiled (:mod:`nxplugin.fastkernel`).
+Both kernel backends when numba is installed: numpy, and compiled (:mod:`nxplugin.model.compiled`).
 """
 import argparse
 import os
@@ -18,8 +18,8 @@ import numpy as np
 from ase import Atoms
 
 from nxplugin.calculator import RPRCalculator
-from nxplugin.datasets import read_dataset, subset
-from nxplugin.models import RPRModel
+from nxplugin.reference.datasets import read_dataset, subset
+from nxplugin.model.estimator import RPRModel
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "data", "train.extxyz.gz")
 

@@ -12,7 +12,7 @@ one process, one after the other, on one core each (OMP_NUM_THREADS=1, also for 
 ensemble engines write every 2nd frame (the CLI default).
 With ``--dask`` the same ensemble also runs on 2 loky processes and on a 2-worker Dask LocalCluster.
 Every row is timed with the numpy kernel sums and, when numba is installed, the compiled ones
-(:mod:`nxplugin.fastkernel`); the Dask comparison uses the compiled ones.
+(:mod:`nxplugin.model.compiled`); the Dask comparison uses the compiled ones.
 """
 import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")            # before numpy and tblite load: one core each
@@ -27,9 +27,9 @@ import numpy as np
 
 
 def synthetic_model(n_train, seed=0):
-    from nxplugin import descriptors
-    from nxplugin.models import RPRModel
-    from nxplugin.molecules import dce
+    from nxplugin.model import descriptors
+    from nxplugin.model.estimator import RPRModel
+    from nxplugin.reference.molecules import dce
 
     rng = np.random.default_rng(seed)
     eq = dce("trans").positions
@@ -45,7 +45,7 @@ def synthetic_model(n_train, seed=0):
 def load_or_make_model(n_train):
     path = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
     if os.path.exists(path):
-        from nxplugin.modelio import load_model
+        from nxplugin.model.modelfile import load_model
         return load_model(path), os.path.normpath(path)
     return synthetic_model(n_train), f"synthetic, N_train = {n_train}"
 
@@ -57,7 +57,7 @@ def time_xtb(n_steps=20):
     from ase import units
     from tblite.ase import TBLite
 
-    from nxplugin.molecules import dce
+    from nxplugin.reference.molecules import dce
     atoms = dce("trans")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     atoms.set_constraint(FixCom())
@@ -71,7 +71,7 @@ def time_xtb(n_steps=20):
 
 def time_predict(model, n_replicas, seconds=1.0):
     """Seconds per replica of one batched ``model.predict`` call (energy, forces, dipole)."""
-    from nxplugin.molecules import dce
+    from nxplugin.reference.molecules import dce
     positions = dce("trans").positions + np.random.default_rng(0).normal(scale=0.05, size=(n_replicas, 8, 3))
     model.predict(positions)
     start, calls = time.perf_counter(), 0
@@ -102,7 +102,7 @@ def cost_floor(model):
     flop_rate = 3 * 2e9 / (time.perf_counter() - start)
     x = np.random.default_rng(0).uniform(0, 1, 20_000)             # in cache, as in the kernel
     try:
-        from nxplugin.fastkernel import exp_neg
+        from nxplugin.model.compiled import exp_neg
     except ImportError:
         def exp_neg(v):
             return np.exp(-v)
@@ -117,8 +117,8 @@ def cost_floor(model):
 
 
 def time_engine(model, n_replicas, replica_steps, engine, out, min_steps=20, **run):
-    from nxplugin.dynamics import initial_conditions
-    from nxplugin.ensemble import run_ensemble
+    from nxplugin.md.dynamics import initial_conditions
+    from nxplugin.md.ensemble import run_ensemble
 
     n_steps = max(replica_steps // n_replicas, min_steps)
     starts = initial_conditions(model, 2 * n_replicas, 300, seed=1)[::2]   # trans starts

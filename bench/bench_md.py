@@ -6,7 +6,7 @@ Usage::
 
 Both run the same thing in one process, one after the other: Langevin dynamics (0.5 fs, 300 K,
 frames written every 2 steps) of trans-DCE, with the shipped model through
-``nxplugin.dynamics.run_trajectory`` (what ``nxplugin md --engine ase`` runs) and with
+``nxplugin.md.dynamics.run_trajectory`` (what ``nxplugin md --engine ase`` runs) and with
 ``tblite.ase.TBLite`` (GFN2-xTB) through the same ASE integrator.
 """
 import argparse
@@ -19,8 +19,8 @@ from ase import units
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
 
-from nxplugin.dynamics import initial_conditions, run_trajectory
-from nxplugin.modelio import load_model
+from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.model.modelfile import load_model
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
 

@@ -20,9 +20,10 @@ import numpy as np
 from ase import units
 from ase.build import molecule
 
-from nxplugin import newtonx, newtonx_io
-from nxplugin.modelio import load_model, save_model
-from nxplugin.models import RPRModel
+from nxplugin.newtonx import interface as newtonx
+from nxplugin.newtonx import files as newtonx_io
+from nxplugin.model.modelfile import load_model, save_model
+from nxplugin.model.estimator import RPRModel
 
 
 def _median_time(function, repeats):

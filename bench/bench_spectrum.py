@@ -9,7 +9,7 @@ import timeit
 
 import numpy as np
 
-from nxplugin import spectra
+from nxplugin.analysis import spectra
 
 
 def best_time(function, repeat):

@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "RPRCalculator": "nxplugin.calculator",
     "DipoleCalculator": "nxplugin.calculator",
-    "RPRModel": "nxplugin.models",
-    "load_model": "nxplugin.modelio",
-    "save_model": "nxplugin.modelio",
+    "RPRModel": "nxplugin.model.estimator",
+    "load_model": "nxplugin.model.modelfile",
+    "save_model": "nxplugin.model.modelfile",
 }
 
 __all__ = sorted(_LAZY)

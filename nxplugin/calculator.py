@@ -14,7 +14,7 @@ from nxplugin.errors import GeometryError
 
 def _as_model(model_or_path):
     if isinstance(model_or_path, (str, bytes)) or hasattr(model_or_path, "__fspath__"):
-        from nxplugin.modelio import load_model
+        from nxplugin.model.modelfile import load_model
         return load_model(model_or_path)
     return model_or_path
 

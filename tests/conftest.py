@@ -3,7 +3,7 @@ per session) and a model fitted to it."""
 import numpy as np
 import pytest
 
-from nxplugin.molecules import dce
+from nxplugin.reference.molecules import dce
 
 # GFN2-xTB trans-DCE (C, C, Cl, Cl, H, H, H, H), Angstrom, in the atom order the shipped model uses.
 TRANS_DCE = dce("trans").positions
@@ -40,7 +40,7 @@ def dce_data():
 
 @pytest.fixture(scope="session")
 def dce_model(dce_data):
-    from nxplugin.models import RPRModel
+    from nxplugin.model.estimator import RPRModel
     d = dce_data
     # lam fixed at 1e-8: the search on so few, so similar points picks near-singular fits
     return RPRModel(lam=1e-8).fit(d["numbers"], d["positions"][:250], energies=d["energies"][:250],
@@ -56,8 +56,8 @@ def sigkill_and_resume(cmd, out, n_traj, rng, attempts, pause):
     import subprocess
     import time
 
-    from nxplugin.dynamics import read_checkpoint
-    from nxplugin.ensemble import trajectory_path
+    from nxplugin.md.dynamics import read_checkpoint
+    from nxplugin.md.ensemble import trajectory_path
 
     kills = 0
     for attempt in range(attempts):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from nxplugin import conformers
+from nxplugin.analysis import conformers
 
 # trans-1,2-dichloroethane (C, C, Cl, Cl, H, H, H, H), Angstrom
 DCE = np.array([[0.000, 0.000, 0.766], [0.000, 0.000, -0.756], [0.000, 1.650, 1.370],

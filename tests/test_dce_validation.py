@@ -8,11 +8,11 @@ from ase import units
 from ase.vibrations import Vibrations
 
 from nxplugin.calculator import RPRCalculator
-from nxplugin.ensemble import BatchedDynamics
-from nxplugin.harmonic import harmonic_ir, optimise
-from nxplugin.modelio import load_model
-from nxplugin.molecules import dce
-from nxplugin.spectra import band_integral, ensemble_spectrum
+from nxplugin.md.ensemble import BatchedDynamics
+from nxplugin.analysis.harmonic import harmonic_ir, optimise
+from nxplugin.model.modelfile import load_model
+from nxplugin.reference.molecules import dce
+from nxplugin.analysis.spectra import band_integral, ensemble_spectrum
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
 pytestmark = pytest.mark.skipif(not os.path.exists(MODEL), reason="shipped model not built yet")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from nxplugin import descriptors
+from nxplugin.model import descriptors
 from conftest import TRANS_DCE
 
 

@@ -12,12 +12,12 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from nxplugin import ensemble
+from nxplugin.md import ensemble
 from conftest import sigkill_and_resume
 from nxplugin.cli import main
-from nxplugin.dynamics import initial_conditions, read_checkpoint, run_trajectory
-from nxplugin.modelio import save_model
-from nxplugin.models import RPRModel
+from nxplugin.md.dynamics import initial_conditions, read_checkpoint, run_trajectory
+from nxplugin.model.modelfile import save_model
+from nxplugin.model.estimator import RPRModel
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from nxplugin.models import RPRModel
+from nxplugin.model.estimator import RPRModel
 
 pytest.importorskip("numba")
-from nxplugin import fastkernel  # noqa: E402  (needs numba)
+from nxplugin.model import compiled as fastkernel  # noqa: E402  (needs numba)
 
 
 def test_exp_neg_is_within_2_ulp_of_numpy():
@@ -52,7 +52,7 @@ def test_compiled_predictions_equal_numpy(dce_data, models, block, monkeypatch):
 
 def test_unusable_numba_falls_back_to_numpy_with_a_warning(dce_data, dce_model, monkeypatch):
     import sys
-    monkeypatch.setitem(sys.modules, "nxplugin.fastkernel", None)      # import fails, as a broken numba would
+    monkeypatch.setitem(sys.modules, "nxplugin.model.compiled", None)      # import fails, as a broken numba would
     monkeypatch.setattr(dce_model, "compiled", None)
     with pytest.warns(UserWarning, match="numba is installed but cannot be used"):
         got = dce_model.predict(dce_data["positions"][0])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nxplugin import frames
+from nxplugin.model import molframe as frames
 from conftest import TRANS_DCE
 
 MASSES = np.array([12.011, 12.011, 35.45, 35.45, 1.008, 1.008, 1.008, 1.008])

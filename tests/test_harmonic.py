@@ -5,8 +5,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from nxplugin.cli import main
-from nxplugin.harmonic import harmonic_ir, optimise
-from nxplugin.modelio import save_model
+from nxplugin.analysis.harmonic import harmonic_ir, optimise
+from nxplugin.model.modelfile import save_model
 
 
 class Dimer(Calculator):

@@ -9,8 +9,8 @@ from ase import units
 
 from conftest import sigkill_and_resume
 from nxplugin.cli import main
-from nxplugin.dynamics import initial_conditions, run_trajectory
-from nxplugin.modelio import save_model
+from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.model.modelfile import save_model
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ SHIPPED = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2
 
 def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
     """Shipped DCE model at 400 K (the small test model is only valid near trans)."""
-    from nxplugin.modelio import load_model
+    from nxplugin.model.modelfile import load_model
     model = load_model(SHIPPED)
     atoms = initial_conditions(model, 1, 400, seed=1)[0]
     info = run_trajectory(model, atoms, tmp_path / "t.extxyz", temperature_K=400, timestep_fs=0.5,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nxplugin.errors import ModelFileError
-from nxplugin.modelio import load_model, read_metadata, save_model
+from nxplugin.model.modelfile import load_model, read_metadata, save_model
 
 
 def test_save_load_bit_identical(tmp_path, dce_data, dce_model):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nxplugin.errors import GeometryError
-from nxplugin.models import RPRModel
+from nxplugin.model.estimator import RPRModel
 from test_frames import random_orthogonal
 
 
@@ -51,7 +51,7 @@ def test_forces_are_minus_energy_gradient(dce_data, dce_model):
 
 def test_energy_is_invariant_to_symmetry_relabellings(dce_data, dce_model):
     """Relabelling atoms by a point-group operation of trans-DCE leaves the energy unchanged."""
-    from nxplugin.descriptors import pair_indices
+    from nxplugin.model.descriptors import pair_indices
     x = dce_data["positions"][280]
     i, j = pair_indices(8)
     e0 = dce_model.predict(x)["energy"]
@@ -86,7 +86,7 @@ def test_model_learns_gfn2_data(dce_data, dce_model):
 @pytest.mark.parametrize("chunk", [None, 2000])
 def test_batched_prediction_equals_single(dce_data, dce_model, chunk, monkeypatch):
     if chunk is not None:              # numpy sums over 2 molecules at a time (4 images x 250 points)
-        monkeypatch.setattr("nxplugin.models.NUMPY_CHUNK", chunk)
+        monkeypatch.setattr("nxplugin.model.estimator.NUMPY_CHUNK", chunk)
         monkeypatch.setattr(dce_model, "compiled", False)
     xs = dce_data["positions"][250:260]
     batch = dce_model.predict(xs)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 
-from nxplugin import newtonx, newtonx_io
+from nxplugin.newtonx import interface as newtonx
+from nxplugin.newtonx import files as newtonx_io
 from nxplugin.errors import DataFileError
-from nxplugin.newtonx import (read_control_d, read_control_dyn, read_dyn_out, read_dyn_xyz, read_geom,
+from nxplugin.newtonx.interface import (read_control_d, read_control_dyn, read_dyn_out, read_dyn_xyz, read_geom,
                               read_trajectory, read_veloc, write_control_d, write_control_dyn, write_geom,
                               write_trajectory, write_veloc)
 
@@ -184,7 +185,7 @@ def test_dyn_xyz_and_en_dat_without_dyn_out(tmp_path):
 def test_newtonx_module_imports_no_ase():
     import subprocess
     import sys
-    code = "import sys, nxplugin.newtonx, nxplugin.commands.newtonx; print('ase' in sys.modules)"
+    code = "import sys, nxplugin.newtonx.interface, nxplugin.commands.newtonx; print('ase' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     assert newtonx.SIDE_FILE == "nxplugin-dipoles.dat"
 
@@ -195,8 +196,8 @@ WATER = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.
 
 def make_water_model(path, *, n=40, seed=0):
     """A small RPR model of water (fixed hyperparameters, fast to fit), saved to ``path``."""
-    from nxplugin.modelio import save_model
-    from nxplugin.models import RPRModel
+    from nxplugin.model.modelfile import save_model
+    from nxplugin.model.estimator import RPRModel
 
     rng = np.random.default_rng(seed)
     positions = WATER + rng.normal(scale=0.04, size=(n, 3, 3))
@@ -227,7 +228,7 @@ def emulate_newtonx(model_path, trajectory, positions_bohr, velocities_au, masse
     import subprocess
     import sys
 
-    from nxplugin.modelio import load_model
+    from nxplugin.model.modelfile import load_model
 
     model = load_model(model_path)
     masses = np.asarray(masses_amu) * (units._amu / units._me)
@@ -308,7 +309,7 @@ def test_emulated_newtonx_loop_equals_ase_velocity_verlet(tmp_path, water_model_
 
 
 def test_step_rejects_excited_states(tmp_path, water_model_path):
-    from nxplugin.modelio import load_model
+    from nxplugin.model.modelfile import load_model
 
     write_geom(tmp_path / "geom", ["O", "H", "H"], WATER / units.Bohr, [16.0, 1.0, 1.0])
     control = dict(zip(newtonx_io.CONTROL_D_FIELDS, [3, 0, 2, 2, 0, 1, 0.5, 0.0, 10.0, 0, 200, 0, 100.0,

@@ -9,9 +9,9 @@ import pytest
 from ase import Atoms, units
 from ase.io import write
 
-from nxplugin import newtonx_io
+from nxplugin.newtonx import files as newtonx_io
 from nxplugin.cli import main
-from nxplugin.newtonx import read_control_dyn, read_geom, read_veloc, write_control_d, write_geom
+from nxplugin.newtonx.interface import read_control_dyn, read_geom, read_veloc, write_control_d, write_geom
 
 from test_newtonx import WATER, make_water_model
 
@@ -72,7 +72,7 @@ def test_step_subprocess_imports_no_ase_and_writes_outputs(tmp_path, model_path)
                            "--model", model_path], cwd=temp, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "nxplugin.modelio" in modules
+    assert "nxplugin.model.modelfile" in modules
     assert not {m for m in modules if m.split(".")[0] in ("ase", "matplotlib")}
     assert newtonx_io.read_numbers(temp / "epot").shape == (1, 1)
     assert newtonx_io.read_numbers(temp / "grad", columns=3).shape == (3, 3)
@@ -135,8 +135,8 @@ def test_persistent_mode_serves_steps_and_errors(tmp_path, model_path, capsys):
     import threading
 
     from nxplugin.commands.newtonx import step_through_server
-    from nxplugin.modelio import load_model
-    from nxplugin.newtonx import serve
+    from nxplugin.model.modelfile import load_model
+    from nxplugin.newtonx.interface import serve
 
     socket_path = str(tmp_path / "nx.sock")
     assert step_through_server(socket_path, tmp_path) is None                 # no server: caller falls back

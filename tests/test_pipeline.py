@@ -3,7 +3,7 @@ import ase.io
 import numpy as np
 
 from nxplugin.cli import main
-from nxplugin.modelio import load_model
+from nxplugin.model.modelfile import load_model
 
 
 def test_sample_train_md_pipeline(tmp_path, capsys):

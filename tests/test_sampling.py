@@ -1,4 +1,4 @@
-"""Tests of the DCE builders, the reference engines and the resumable sampler (nxplugin.sampling)."""
+"""Tests of the DCE builders, the reference engines and the resumable sampler (nxplugin.reference.sampling)."""
 import os
 
 import numpy as np
@@ -6,9 +6,10 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 
-from nxplugin import engines, sampling
+from nxplugin.reference import engines
+from nxplugin.reference import sampling
 from nxplugin.errors import DataFileError
-from nxplugin.molecules import DCE_DIHEDRAL, dce
+from nxplugin.reference.molecules import DCE_DIHEDRAL, dce
 
 tblite = pytest.importorskip("tblite.interface")
 

@@ -1,9 +1,9 @@
-"""Known answers for nxplugin.spectra: classical harmonic modes give harmonic intensities."""
+"""Known answers for nxplugin.analysis.spectra: classical harmonic modes give harmonic intensities."""
 import numpy as np
 import pytest
 import scipy.constants as sc
 
-from nxplugin import spectra
+from nxplugin.analysis import spectra
 
 TIMESTEP_FS = 0.5
 WAVENUMBERS = np.array([400.0, 1100.0, 1700.0, 3000.0])  # cm^-1

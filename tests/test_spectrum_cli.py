@@ -7,7 +7,8 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from nxplugin import spectra, trajio
+from nxplugin.analysis import spectra
+from nxplugin.analysis import timeseries as trajio
 from nxplugin.cli import main
 from nxplugin.errors import DataFileError
 

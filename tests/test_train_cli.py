@@ -3,7 +3,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 import ase.io
 
 from nxplugin.cli import main
-from nxplugin.modelio import load_model
+from nxplugin.model.modelfile import load_model
 
 
 def write_data(path, d, n, drop=None):

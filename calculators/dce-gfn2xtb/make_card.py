@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from nxplugin.conformers import dihedral_series
-from nxplugin.datasets import file_digest, model_errors, read_dataset, subset
-from nxplugin.modelio import save_model
-from nxplugin.models import RPRModel
-from nxplugin.molecules import DCE_DIHEDRAL, dce
+from nxplugin.analysis.conformers import dihedral_series
+from nxplugin.reference.datasets import file_digest, model_errors, read_dataset, subset
+from nxplugin.model.modelfile import save_model
+from nxplugin.model.estimator import RPRModel
+from nxplugin.reference.molecules import DCE_DIHEDRAL, dce
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRAMES = {"eckart": "RPR, Eckart frame (shipped)", "inertia": "RPR, inertia frame (paper)",
@@ -83,7 +83,7 @@ def harmonic_table(models):
     from tblite.ase import TBLite
 
     from nxplugin.calculator import RPRCalculator
-    from nxplugin.harmonic import harmonic_ir, match_modes, optimise
+    from nxplugin.analysis.harmonic import harmonic_ir, match_modes, optimise
     table = {}
     for conformer in ("trans", "gauche"):
         ref = optimise(dce(conformer), TBLite(method="GFN2-xTB", accuracy=0.01, verbosity=0), fmax=1e-4)

@@ -84,7 +84,7 @@ which carries most of the dipole derivatives; the kernel model learns the smalle
 Eckart frame. And the energy kernel is averaged over the relabellings of like atoms that are symmetries
 of the trans minimum (C2h: 4), so the energy is exactly invariant under them and the near-degenerate
 C–H stretches of different symmetry (3 cm⁻¹ apart in trans) cannot mix. The reference geometry is the
-GFN2-xTB trans minimum (`nxplugin.molecules.dce("trans")`).
+GFN2-xTB trans minimum (`nxplugin.reference.molecules.dce("trans")`).
 
 ## Data
 {data}

@@ -22,10 +22,10 @@ def run(args):
     from ase import Atoms
 
     from nxplugin.calculator import RPRCalculator
-    from nxplugin.elements import formula
-    from nxplugin.harmonic import harmonic_ir, optimise
-    from nxplugin.modelio import load_model
-    from nxplugin import molecules
+    from nxplugin.model.elements import formula
+    from nxplugin.analysis.harmonic import harmonic_ir, optimise
+    from nxplugin.model.modelfile import load_model
+    from nxplugin.reference import molecules
 
     model = load_model(args.model)
     if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):

@@ -9,7 +9,7 @@ def add_arguments(parser):
 def run(args):
     import json
 
-    from nxplugin.modelio import read_metadata
+    from nxplugin.model.modelfile import read_metadata
 
     meta, arrays = read_metadata(args.model)
     if args.json:

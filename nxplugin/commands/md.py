@@ -66,10 +66,10 @@ def run(args):
 
     from tqdm import tqdm
 
-    from nxplugin.dynamics import initial_conditions
-    from nxplugin.ensemble import run_ensemble
+    from nxplugin.md.dynamics import initial_conditions
+    from nxplugin.md.ensemble import run_ensemble
     from nxplugin.fileio import atomic_write
-    from nxplugin.modelio import load_model
+    from nxplugin.model.modelfile import load_model
 
     if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
         raise ValueError("--timestep, --time and --n-traj must be positive and --temperature non-negative")

@@ -91,8 +91,8 @@ def run(args):
                 print(f"nxplugin newtonx step: error (from server {args.socket}): {answer[1]}", file=sys.stderr)
             return answer[0]
     if args.newtonx_command in ("step", "serve"):
-        from nxplugin.modelio import load_model
-        from nxplugin.newtonx import run_step, serve
+        from nxplugin.model.modelfile import load_model
+        from nxplugin.newtonx.interface import run_step, serve
 
         if args.newtonx_command == "serve":
             serve(load_model(args.model), args.socket)
@@ -104,7 +104,7 @@ def run(args):
 
     import ase.io
 
-    from nxplugin.newtonx import setup_trajectory
+    from nxplugin.newtonx.interface import setup_trajectory
 
     frame = int(args.frame) if args.frame.lstrip("-").isdigit() else args.frame
     atoms = ase.io.read(args.geometry, index=frame)

@@ -40,7 +40,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from nxplugin.sampling import sample
+    from nxplugin.reference.sampling import sample
 
     start = time.perf_counter()
     table = sample(args.out, conformers=args.conformers, temperatures_K=args.temperatures,

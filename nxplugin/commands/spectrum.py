@@ -85,7 +85,7 @@ def _n_blocks(args, trajectories, timestep_fs):
 
 
 def _conformer_labels(args, trajectories):
-    from nxplugin import conformers
+    from nxplugin.analysis import conformers
     from nxplugin.errors import DataFileError
 
     labels = []
@@ -116,7 +116,9 @@ def _write_csv(path, kind, spectrum, conformer_spectra):
 
 
 def run(args):
-    from nxplugin import conformers, spectra, trajio
+    from nxplugin.analysis import conformers
+    from nxplugin.analysis import spectra
+    from nxplugin.analysis import timeseries as trajio
 
     kind = "raman" if args.raman else "ir"
     harmonic = trajio.read_harmonic_csv(args.harmonic) if args.harmonic else None
@@ -158,7 +160,7 @@ def run(args):
     for conformer, (_, intensity) in (harmonic or {}).items():
         print(f"harmonic {conformer}: {len(intensity)} modes, total {intensity.sum():.4g} km/mol")
     if args.plot:
-        from nxplugin.plots import plot_spectrum
+        from nxplugin.analysis.plots import plot_spectrum
 
         plot_spectrum(spectrum, conformer_spectra=conformer_spectra, harmonic=harmonic,
                       wavenumber_range=args.range, path=args.plot,

@@ -35,9 +35,9 @@ def run(args):
     import numpy as np
     from tqdm import tqdm
 
-    from nxplugin.datasets import file_digest, format_errors, model_errors, read_dataset, subset
-    from nxplugin.modelio import save_model
-    from nxplugin.models import SIGMA_FACTORS, RPRModel
+    from nxplugin.reference.datasets import file_digest, format_errors, model_errors, read_dataset, subset
+    from nxplugin.model.modelfile import save_model
+    from nxplugin.model.estimator import SIGMA_FACTORS, RPRModel
 
     data = read_dataset(args.data)
     n = len(data["positions"])
@@ -60,11 +60,11 @@ def run(args):
             raise ValueError(f"--reference {args.reference}: its atoms differ from the data's (species or order)")
         reference = reference.positions
     else:
-        from nxplugin import molecules
-        from nxplugin.elements import formula
+        from nxplugin.reference import molecules
+        from nxplugin.model.elements import formula
         if formula(data["numbers"]) == " ".join(molecules.DCE_SYMBOLS):
             reference = molecules.dce("trans").positions
-            print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.molecules.dce)")
+            print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.reference.molecules.dce)")
         else:
             print("reference geometry: the lowest-energy frame of the data (give --reference for a true minimum)")
     model = RPRModel(frame="lab" if args.direct else args.frame, n_search=args.n_search, random_state=args.seed)

@@ -1,7 +1,7 @@
 """Trajectory ensembles: many replicas of one molecule propagated together, in chunks run in this
 process, over local processes (joblib) or on a Dask cluster (joblib's Dask backend).
 
-Units: as :mod:`nxplugin.dynamics` (temperature K, time step fs, friction 1/fs, Bussi time constant
+Units: as :mod:`nxplugin.md.dynamics` (temperature K, time step fs, friction 1/fs, Bussi time constant
 fs); internally ASE units (positions Angstrom, momenta ASE units, energies eV, forces eV/Angstrom).
 
 :class:`BatchedDynamics` repeats the update order and random draws of ASE 3.29's ``VelocityVerlet``,
@@ -10,7 +10,7 @@ fs); internally ASE units (positions Angstrom, momenta ASE units, energies eV, f
 ``np.random.default_rng([seed, k, 1])`` exactly as the one-replica path does, so both give the same
 trajectory (to round-off of the model's matrix products, ~1e-12 Angstrom over hundreds of steps).
 
-Files and checkpoints are those of :func:`nxplugin.dynamics.run_trajectory` (one extxyz per
+Files and checkpoints are those of :func:`nxplugin.md.dynamics.run_trajectory` (one extxyz per
 trajectory, whole records flushed, checkpoints written atomically), so ``--resume`` works with
 either engine. A chunk always predicts every replica slot, finished or not, so each replica's
 numbers do not depend on what the others are doing: sequential, joblib and Dask runs, and resumed
@@ -26,9 +26,9 @@ import os
 import numpy as np
 from ase import units
 
-from nxplugin.extxyz import format_frame
+from nxplugin.md.trajfile import format_frame
 from nxplugin.fileio import atomic_write
-from nxplugin.dynamics import THERMOSTATS, checkpoint_path, read_checkpoint, run_trajectory
+from nxplugin.md.dynamics import THERMOSTATS, checkpoint_path, read_checkpoint, run_trajectory
 
 ENGINES = ("ase", "batched")
 
@@ -45,7 +45,7 @@ class BatchedDynamics:
         One stream per replica (Langevin and Bussi).
     thermostat : {"nve", "langevin", "bussi"}
     timestep_fs, temperature_K, friction_per_fs, taut_fs : float
-        As :func:`nxplugin.dynamics.run_trajectory`.
+        As :func:`nxplugin.md.dynamics.run_trajectory`.
 
     Notes
     -----
@@ -162,7 +162,7 @@ class BatchedDynamics:
 
 
 class _TrajectoryFile:
-    """One trajectory's extxyz file and checkpoint, in the format of :mod:`nxplugin.dynamics`."""
+    """One trajectory's extxyz file and checkpoint, in the format of :mod:`nxplugin.md.dynamics`."""
 
     def __init__(self, path, meta):
         self.path, self.meta = path, meta
@@ -239,7 +239,7 @@ def run_chunk(model, starts, traj_ids, out_dir, *, engine="batched", temperature
               checkpoint_every=200, ood_threshold=1.0, stop_on_ood=False, progress=None):
     """Run the trajectories ``traj_ids``, continuing from any checkpoints in ``out_dir``.
 
-    Parameters as :func:`nxplugin.dynamics.run_trajectory`; ``starts`` are their start ``Atoms``
+    Parameters as :func:`nxplugin.md.dynamics.run_trajectory`; ``starts`` are their start ``Atoms``
     (with masses and momenta) and ``progress`` is called with the number of replica-steps done.
 
     Returns
@@ -362,7 +362,7 @@ def run_ensemble(model, starts, out_dir, *, n_steps, timestep_fs, temperature_K,
     ----------
     model : RPRModel
     starts : list of ase.Atoms
-        Start geometries (Angstrom) with momenta, one per trajectory (:func:`nxplugin.dynamics.initial_conditions`).
+        Start geometries (Angstrom) with momenta, one per trajectory (:func:`nxplugin.md.dynamics.initial_conditions`).
     out_dir : str
     n_steps : int
     timestep_fs, temperature_K : float
@@ -382,7 +382,7 @@ def run_ensemble(model, starts, out_dir, *, n_steps, timestep_fs, temperature_K,
         Called as ``progress(trajectories_done, replica_steps_done)`` with increments.
     **options
         ``interval``, ``thermostat``, ``friction_per_fs``, ``taut_fs``, ``seed``, ``checkpoint_every``,
-        ``ood_threshold``, ``stop_on_ood`` of :func:`nxplugin.dynamics.run_trajectory`.
+        ``ood_threshold``, ``stop_on_ood`` of :func:`nxplugin.md.dynamics.run_trajectory`.
 
     Returns
     -------

@@ -18,10 +18,10 @@ import warnings
 
 import numpy as np
 
-from nxplugin.engines import PySCFCalculator, check_engine, tblite_polarizability
+from nxplugin.reference.engines import PySCFCalculator, check_engine, tblite_polarizability
 from nxplugin.errors import DataFileError
 from nxplugin.fileio import atomic_write
-from nxplugin.molecules import CONFORMERS, DCE_DIHEDRAL, dce
+from nxplugin.reference.molecules import CONFORMERS, DCE_DIHEDRAL, dce
 
 #: Dihedral centres (degrees) of the gauche+, trans and gauche- basins and their half-width; a
 #: transition is counted when the torsion enters a basin core different from the last one visited.
@@ -251,7 +251,7 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
         ``FILE.extxyz``, ``FILE.extxyz.gz`` (written plain next to it, compressed when all
         trajectories are complete) or a directory (``DIR/frames.extxyz``).
     conformers : sequence of {"trans", "gauche"}, default=("trans", "gauche")
-        Start geometries (:func:`nxplugin.molecules.dce`).
+        Start geometries (:func:`nxplugin.reference.molecules.dce`).
     temperatures_K : sequence of float, K, default=(300, 400, 500, 600)
     n_traj : int, default=2
         Independent trajectories per (conformer, temperature).

@@ -3,11 +3,11 @@
 Units: positions Angstrom, energies eV, forces eV/Angstrom, dipoles e*Angstrom, polarizabilities
 Angstrom**3, masses amu.
 
-The model learns, from the inverse-distance descriptor (:mod:`nxplugin.descriptors`) and one Gaussian
-kernel per output group (:mod:`nxplugin.kernels`):
+The model learns, from the inverse-distance descriptor (:mod:`nxplugin.model.descriptors`) and one Gaussian
+kernel per output group (:mod:`nxplugin.model.kernels`):
 
 - the energy, whose analytic gradient gives the forces;
-- the dipole's components in the molecular frame of :mod:`nxplugin.frames` (rotate), predicted there
+- the dipole's components in the molecular frame of :mod:`nxplugin.model.molframe` (rotate), predicted there
   (predict) and rotated back to the laboratory frame (rotate), so the dipole is exactly covariant;
 - the six components of the frame-resolved polarizability, rotated back as ``R @ alpha @ R.T``.
 
@@ -16,7 +16,7 @@ that RPR is compared against; it is not covariant).
 """
 import numpy as np
 
-from nxplugin import descriptors, frames, kernels
+from nxplugin.model import descriptors, kernels, molframe
 from nxplugin.errors import GeometryError
 
 FRAMES = ("eckart", "inertia", "lab")
@@ -35,7 +35,7 @@ class RPRModel:
     Parameters
     ----------
     frame : {"eckart", "inertia", "lab"}, default="eckart"
-        Molecular frame for the dipole and polarizability (see :mod:`nxplugin.frames`); ``"lab"``
+        Molecular frame for the dipole and polarizability (see :mod:`nxplugin.model.molframe`); ``"lab"``
         gives the direct, non-covariant model.
     sigma : float or dict of str to float, optional
         Kernel width (dimensionless descriptor units), one for all outputs or per group
@@ -53,12 +53,12 @@ class RPRModel:
         the kernel model learns the smaller remainder in the molecular frame.
     symmetrize : bool, default=True
         Average the energy kernel over the relabellings of like atoms that are symmetries of the
-        equilibrium geometry (:func:`nxplugin.descriptors.symmetry_pair_permutations`), which makes the
+        equilibrium geometry (:func:`nxplugin.model.descriptors.symmetry_pair_permutations`), which makes the
         energy exactly invariant to them: near-degenerate normal modes of different symmetry
         (the C-H stretches of trans-DCE, 3 cm^-1 apart) then cannot mix.
     """
 
-    #: Use the compiled kernel sums (:mod:`nxplugin.fastkernel`): None decides at the first prediction
+    #: Use the compiled kernel sums (:mod:`nxplugin.model.compiled`): None decides at the first prediction
     #: (True when numba is installed), False forces numpy (a one-step process need not import numba).
     compiled = None
 
@@ -120,7 +120,7 @@ class RPRModel:
         if reference is None:
             reference = positions[np.argmin(labels["energy"][:, 0])]
         self.check_geometry(numbers, positions)
-        self.reference_ = frames.reference_coordinates(reference, self.masses_)
+        self.reference_ = molframe.reference_coordinates(reference, self.masses_)
         self.reference_distances_ = descriptors.pair_distances(self.reference_)
         self.pair_permutations_ = descriptors.symmetry_pair_permutations(numbers, self.reference_distances_) \
             if self.symmetrize else np.arange(len(self.reference_distances_))[None]
@@ -131,9 +131,9 @@ class RPRModel:
         self.charges_ = _fit_charges(positions, labels["dipole"], self.masses_) if self.charges \
             else np.zeros(len(numbers))
         residual = labels["dipole"] - self._charge_dipole(positions)
-        columns = [labels["energy"], frames.vector_to_frame(residual, rot)]
+        columns = [labels["energy"], molframe.vector_to_frame(residual, rot)]
         if "polarizability" in labels:
-            columns.append(frames.symmetric_to_six(frames.tensor_to_frame(labels["polarizability"], rot)))
+            columns.append(molframe.symmetric_to_six(molframe.tensor_to_frame(labels["polarizability"], rot)))
         y = np.hstack(columns)
         self.outputs_ = [g for g in GROUPS if g in labels]
         self.offset_ = y.mean(axis=0)
@@ -205,11 +205,11 @@ class RPRModel:
     def _frames(self, positions):
         if self.frame == "lab":
             return np.broadcast_to(np.eye(3), positions.shape[:-2] + (3, 3))
-        return frames.compute_frames(positions, self.masses_, self.reference_, self.frame)[0]
+        return molframe.compute_frames(positions, self.masses_, self.reference_, self.frame)[0]
 
     def _charge_dipole(self, positions):
         """Point-charge dipole ``sum_i q_i (x_i - c)``, e*Angstrom, shape (n, 3)."""
-        return np.einsum("i,nij->nj", self.charges_, frames.centered(positions, self.masses_))
+        return np.einsum("i,nij->nj", self.charges_, molframe.centered(positions, self.masses_))
 
     def check_geometry(self, numbers, positions):
         """Raise :class:`GeometryError` naming the atoms if the geometries cannot be used.
@@ -221,7 +221,7 @@ class RPRModel:
         """
         numbers = np.asarray(numbers)
         if numbers.shape != self.numbers_.shape or np.any(numbers != self.numbers_):
-            from nxplugin.elements import describe_mismatch
+            from nxplugin.model.elements import describe_mismatch
             raise GeometryError(describe_mismatch(self.numbers_, numbers))
         pos = np.asarray(positions, dtype=float).reshape(-1, len(numbers), 3)
         bad = ~np.isfinite(pos).all(axis=2)
@@ -279,9 +279,9 @@ class RPRModel:
         if forces:
             out["forces"] = -descriptors.descriptor_gradient(pos, descriptor, grad_x)
         rot = self._frames(pos)
-        out["dipole"] = frames.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
+        out["dipole"] = molframe.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
         if "polarizability" in self.outputs_:
-            out["polarizability"] = frames.tensor_from_frame(frames.six_to_symmetric(values[:, 4:10]), rot)
+            out["polarizability"] = molframe.tensor_from_frame(molframe.six_to_symmetric(values[:, 4:10]), rot)
         out["ood_score"] = np.sqrt(d2min) / self.ood_scale_
         if single:
             out = {key: value[0] for key, value in out.items()}
@@ -293,14 +293,14 @@ class RPRModel:
         Returns ``wsum[i, s] = sum_j c_j k_ijs`` and ``wt[i, s] = sum_j c_j k_ijs t_j`` (energy
         coefficients and width; zeros without ``grad``), ``values[i]``: the dipole and polarizability
         columns from image 0 with their own widths, and ``d2min[i]``: image 0's smallest squared
-        distance to the training set. Compiled (:mod:`nxplugin.fastkernel`) when numba is available
+        distance to the training set. Compiled (:mod:`nxplugin.model.compiled`) when numba is available
         and :attr:`compiled` is not False, numpy otherwise; the two agree to round-off (tested).
         """
         n, n_img, n_feat = images.shape
         coef = self._coefficients
         groups = self.outputs_[1:]
         if self.kernel_backend == "compiled":
-            from nxplugin import fastkernel
+            from nxplugin.model import compiled as fastkernel
             wsum, wt, values, d2min = fastkernel.kernel_sums(
                 images.reshape(n * n_img, n_feat), n_img, self._train, self._train_sq, coef["energy"],
                 *self._compiled_widths, grad)
@@ -354,7 +354,7 @@ class RPRModel:
     @property
     def _compiled_widths(self):
         """``1/(2 sigma_energy**2)``, the other columns' coefficients, width group per column and
-        ``1/(2 sigma**2)`` per group: the width arguments of :func:`nxplugin.fastkernel.kernel_sums`."""
+        ``1/(2 sigma**2)`` per group: the width arguments of :func:`nxplugin.model.compiled.kernel_sums`."""
         def make():
             groups = self.outputs_[1:]
             col_group = np.concatenate([np.full(GROUPS[g].stop - GROUPS[g].start, i) for i, g in enumerate(groups)])
@@ -398,7 +398,7 @@ class RPRModel:
 
 def _fit_charges(positions, dipoles, masses):
     """Least-squares atomic charges (e) reproducing dipoles (e*Angstrom) with zero total charge."""
-    x = frames.centered(positions, masses)                      # (n, n_atoms, 3)
+    x = molframe.centered(positions, masses)                      # (n, n_atoms, 3)
     n_atoms = x.shape[1]
     # q = Z t with the columns of Z spanning the zero-sum subspace
     basis = np.vstack([np.eye(n_atoms - 1), -np.ones((1, n_atoms - 1))])
@@ -415,7 +415,7 @@ def _numba_available():
     if os.environ.get("NXPLUGIN_NUMBA", "1") == "0" or importlib.util.find_spec("numba") is None:
         return False
     try:
-        import nxplugin.fastkernel  # noqa: F401
+        import nxplugin.model.compiled  # noqa: F401
     except ImportError as err:          # e.g. a numba built for another numpy release
         import warnings
         warnings.warn(f"numba is installed but cannot be used ({err}); predicting with numpy instead "

@@ -1,6 +1,6 @@
-"""Compiled (numba) kernel sums for :meth:`nxplugin.models.RPRModel.predict`, the MD hot path.
+"""Compiled (numba) kernel sums for :meth:`nxplugin.model.estimator.RPRModel.predict`, the MD hot path.
 
-Optional: :meth:`nxplugin.models.RPRModel.predict` uses it when numba is installed
+Optional: :meth:`nxplugin.model.estimator.RPRModel.predict` uses it when numba is installed
 (``pip install "nxplugin[fast]"``) and the environment variable ``NXPLUGIN_NUMBA`` is not ``0``, and
 computes the same sums with numpy otherwise. Two things make it faster than numpy here:
 

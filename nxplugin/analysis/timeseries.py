@@ -5,7 +5,7 @@ temperature in K.
 
 Accepted inputs: any file ``ase.io.read`` reads whose frames carry the dipole as a calculator result
 (``atoms.get_dipole_moment()``, as ``nxplugin md`` and any ASE calculator write it) or as
-``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.read_trajectory`);
+``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.interface.read_trajectory`);
 plain arrays through :class:`Trajectory`. The spacing of the frames is taken from ``info['time']``
 (fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
 be given. The temperature comes from ``info['temperature_K']`` unless given. The polarizability is
@@ -61,7 +61,7 @@ def read_frames(path):
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        from nxplugin.newtonx import read_trajectory
+        from nxplugin.newtonx.interface import read_trajectory
         return read_trajectory(path)
     import ase.io
     if not os.path.exists(path):

@@ -2,9 +2,9 @@
 
 Units: Newton-X's files are in atomic units (bohr, Hartree, Hartree/bohr, bohr per atomic time unit,
 amu masses, fs times); nxplugin models work in Angstrom, eV, eV/Angstrom and e*Angstrom. This module
-converts between them, once, with the constants of :mod:`nxplugin.newtonx_io` on the step path (no ASE
+converts between them, once, with the constants of :mod:`nxplugin.newtonx.files` on the step path (no ASE
 import there) and with ``ase.units`` names elsewhere. The file formats themselves live in
-:mod:`nxplugin.newtonx_io`, whose readers and writers are re-exported here.
+:mod:`nxplugin.newtonx.files`, whose readers and writers are re-exported here.
 """
 import os
 import shlex
@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from nxplugin.errors import DataFileError, GeometryError
-from nxplugin.newtonx_io import (  # noqa: F401  (re-exported)
+from nxplugin.newtonx.files import (  # noqa: F401  (re-exported)
     BOHR, HARTREE, SIDE_FILE, append_side_file, format_dyn_out, format_dyn_xyz, read_control_d,
     read_control_dyn, read_dyn_out, read_dyn_xyz, read_en_dat, read_geom, read_side_file, read_veloc,
     write_control_d, write_control_dyn, write_epot, write_geom, write_grad, write_veloc, atomic_write)
@@ -27,7 +27,7 @@ def run_step(model, directory=".", *, results_dir=None):
     Parameters
     ----------
     model : nxplugin model
-        Ground-state model with ``predict``, ``numbers`` and ``check_geometry`` (see :mod:`nxplugin.modelio`).
+        Ground-state model with ``predict``, ``numbers`` and ``check_geometry`` (see :mod:`nxplugin.model.modelfile`).
     directory : str, default="."
         Newton-X's ``TEMP/`` folder of the trajectory.
     results_dir : str, optional
@@ -221,7 +221,7 @@ def write_trajectory(path, images, *, layout="2.6"):
 
     ``images`` are ``ase.Atoms`` with ``info['time']`` (fs), ``info['state']``, ``info['etot']``,
     ``info['ekin']`` and ``info['state_energies']`` in eV, as :func:`read_trajectory` returns them;
-    ``layout`` is ``"2.2"`` or ``"2.6"`` (see :func:`nxplugin.newtonx_io.format_dyn_out`).
+    ``layout`` is ``"2.2"`` or ``"2.6"`` (see :func:`nxplugin.newtonx.files.format_dyn_out`).
     """
     from ase import units
 
@@ -309,7 +309,7 @@ def setup_trajectory(directory, atoms, *, model_path, temperature_K=300.0, dt_fs
     from ase import units
     from ase.md import velocitydistribution
 
-    from nxplugin.modelio import load_model
+    from nxplugin.model.modelfile import load_model
 
     if os.path.exists(os.path.join(directory, "geom")):
         raise FileExistsError(f"{directory}: already holds a geom; choose a new folder")

@@ -1,6 +1,6 @@
 """Figures of spectra: mean with its standard-error band, per-conformer panels, harmonic sticks.
 
-Plotting only; the numbers come from :mod:`nxplugin.spectra`. Figures are built with
+Plotting only; the numbers come from :mod:`nxplugin.analysis.spectra`. Figures are built with
 ``matplotlib.figure.Figure`` (no pyplot state, Agg canvas), so this works without a display.
 Units: wavenumber in cm^-1; IR in km mol^-1 per cm^-1, Raman activity in Angstrom^4 amu^-1 per cm^-1,
 harmonic sticks in km/mol.
@@ -54,12 +54,12 @@ def plot_spectrum(spectrum, *, conformer_spectra=None, harmonic=None, wavenumber
 
     Parameters
     ----------
-    spectrum : nxplugin.spectra.Spectrum
+    spectrum : nxplugin.analysis.spectra.Spectrum
         IR (curve "intensity") or Raman (curves "activity", "isotropic", "anisotropic").
     conformer_spectra : dict of str to Spectrum, optional
         One panel each, below the total.
     harmonic : dict of str to (wavenumber, intensity), optional
-        Sticks by conformer in cm^-1 and km/mol (:func:`nxplugin.trajio.read_harmonic_csv`), drawn on a
+        Sticks by conformer in cm^-1 and km/mol (:func:`nxplugin.analysis.timeseries.read_harmonic_csv`), drawn on a
         second y axis: all on the total panel, each conformer's on its panel.
     wavenumber_range : (float, float), optional, cm^-1
         Default: :func:`auto_range`.

@@ -21,7 +21,7 @@ from ase.constraints import FixCom
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 
 from nxplugin.calculator import RPRCalculator
-from nxplugin.extxyz import format_frame
+from nxplugin.md.trajfile import format_frame
 from nxplugin.fileio import atomic_write
 
 THERMOSTATS = ("nve", "langevin", "bussi")
@@ -42,8 +42,8 @@ def initial_conditions(model, n_traj, temperature_K, seed):
     list of ase.Atoms
         ``info['conformer']`` names the start.
     """
-    from nxplugin.elements import formula
-    from nxplugin import molecules
+    from nxplugin.model.elements import formula
+    from nxplugin.reference import molecules
     starts = [("equilibrium", Atoms(model.numbers, positions=model.reference_))]
     if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
         starts = [(c, molecules.dce(c)) for c in molecules.CONFORMERS]

@@ -1,6 +1,6 @@
 """Model files: one ``.npz`` of plain numeric arrays plus JSON metadata, never pickle.
 
-Layout: every learned array of :class:`nxplugin.models.RPRModel` under its own name, and
+Layout: every learned array of :class:`nxplugin.model.estimator.RPRModel` under its own name, and
 ``metadata``, a 0-d unicode array holding JSON with
 
 - ``format`` (``"nxplugin-model"``) and ``schema_version``;
@@ -19,10 +19,10 @@ import zipfile
 
 import numpy as np
 
-from nxplugin.elements import SYMBOLS
+from nxplugin.model.elements import SYMBOLS
 from nxplugin.errors import ModelFileError
 from nxplugin.fileio import atomic_write
-from nxplugin.models import FRAMES, GROUPS, RPRModel
+from nxplugin.model.estimator import FRAMES, GROUPS, RPRModel
 
 FORMAT = "nxplugin-model"
 SCHEMA_VERSION = 1

@@ -3,7 +3,7 @@
 Units here are those of the files: lengths in bohr, energies in Hartree, gradients in Hartree/bohr,
 velocities in bohr per atomic time unit, masses in amu, time in fs, dipoles in e*bohr and
 polarizabilities in bohr**3 (side file). Conversion to eV and Angstrom happens in
-:mod:`nxplugin.newtonx`, once, at the edge.
+:mod:`nxplugin.newtonx.interface`, once, at the edge.
 
 This module sits on the path of every Newton-X step, so it imports numpy only. The two constants below
 equal ``ase.units.Bohr`` and ``ase.units.Hartree`` (CODATA 2014, ASE 3.29); ``tests/test_newtonx.py``
@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from nxplugin.elements import SYMBOLS
+from nxplugin.model.elements import SYMBOLS
 from nxplugin.errors import DataFileError
 from nxplugin.fileio import atomic_write
 
