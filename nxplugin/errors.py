@@ -15,3 +15,8 @@ class ModelFileError(NxPluginError, ValueError):
 
 class DataFileError(NxPluginError, ValueError):
     """An input data or trajectory file that is missing fields, truncated or garbled."""
+
+
+class ModelDomainError(GeometryError):
+    """Atoms that are not the model's molecule: other species or counts, or other bonds (a different
+    isomer, a broken or an extra bond); the message names what differs."""
