@@ -155,3 +155,24 @@ def predict_mapped(model, numbers, positions, *, forces=True):
     if single:
         out = {key: value[0] for key, value in out.items()}
     return out
+
+
+def map_dataset(mapper, data):
+    """A data set (:func:`nxplugin.reference.datasets.read_dataset` layout) in the mapper's labelling.
+
+    Positions (Angstrom) and forces (eV/Angstrom) are reordered frame by frame; energies, dipoles and
+    polarizabilities do not depend on the numbering and are kept. Raises :class:`ModelDomainError`
+    naming the first frame that is not the mapper's molecule.
+    """
+    orders = []
+    for k, x in enumerate(np.asarray(data["positions"], dtype=float)):
+        try:
+            orders.append(mapper.order(data["numbers"], x))
+        except ModelDomainError as err:
+            raise ModelDomainError(f"frame {k}: {err}") from err
+    orders = np.array(orders, dtype=np.int64).reshape(-1, len(mapper.numbers))
+    out = dict(data, numbers=mapper.numbers.copy())
+    for key in ("positions", "forces"):
+        if out.get(key) is not None:
+            out[key] = np.take_along_axis(np.asarray(out[key], dtype=float), orders[:, :, None], axis=1)
+    return out
