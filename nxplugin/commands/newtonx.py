@@ -98,7 +98,7 @@ def run(args):
             serve(load_model(args.model), args.socket)
             return 0
         model = load_model(args.model)
-        model.compiled = False      # one prediction per process: the numpy sums beat loading numba (~0.8 s)
+        model.kernel = "numpy"        # one prediction per process: the numpy sums beat loading numba (~0.8 s)
         run_step(model, args.directory, results_dir=args.results)
         return 0
 
