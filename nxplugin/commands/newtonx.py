@@ -95,6 +95,10 @@ def run(args):
         from nxplugin.newtonx.interface import run_step, serve
 
         if args.newtonx_command == "serve":
+            import signal
+            import sys
+            # SIGTERM (a job scheduler's stop) -> SystemExit: serve's cleanup runs, the socket file goes
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
             serve(load_model(args.model), args.socket)
             return 0
         model = load_model(args.model)
