@@ -168,9 +168,7 @@ def stereo_centres(numbers, bonds, reference, *, min_volume=MIN_STEREO_VOLUME):
 def handedness(positions, centres, triples):
     """Signs (+1/-1) of the centres' triple products, shape (..., m), for positions (..., n, 3)."""
     x = np.asarray(positions, dtype=float)
-    c = x[..., centres, None, :]
-    v = x[..., triples, :] - c                                       # (..., m, 3, 3)
-    return np.sign(np.einsum("...k,...k->...", v[..., 0, :], np.cross(v[..., 1, :], v[..., 2, :])))
+    return np.sign(np.linalg.det(x[..., triples, :] - x[..., centres, None, :]))
 
 
 def same_class(signs, reference_signs):
