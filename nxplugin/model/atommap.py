@@ -5,9 +5,11 @@ Units: positions Angstrom; results as :meth:`nxplugin.model.estimator.RPRModel.p
 The map of an input is an isomorphism of its bond graph onto the model's that puts it in the model's
 labelling class (:mod:`nxplugin.model.symmetry`). The isomorphisms within that class differ by the
 class-preserving automorphisms, over which the model averages every output, so the choice among them
-changes nothing beyond round-off; when the model averages over fewer, the one that best overlays the
-reference (Eckart fit, reflections allowed) is taken, ties broken by the mapped coordinates, so the
-choice depends on the geometry only and never on the input's numbering.
+changes nothing beyond round-off. Still, one is chosen by the geometry alone, never by the input's
+numbering (so that ``nxplugin train`` sees the same frames whatever their numbering): the one that
+best overlays the reference (Eckart fit, reflections allowed), overlays within :data:`TIE_RMSD` of the
+best (the symmetry-equivalent ones) counting as ties, broken by the lexicographic order of the
+mapped coordinates.
 
 The map is found once per atom order and then checked cheaply on each new geometry: every model bond
 is shorter than the midpoint between its reference length and the reference's shortest distance to
@@ -20,6 +22,8 @@ import numpy as np
 from nxplugin.errors import ModelDomainError
 from nxplugin.model import symmetry
 from nxplugin.model.descriptors import pair_distances, pair_indices
+
+TIE_RMSD = 1e-6   # Angstrom: overlays of the reference closer than this count as equally good
 
 
 class AtomMapper:
@@ -119,9 +123,11 @@ class AtomMapper:
                                    "(the handedness of its stereo centres matches no labelling of the model's)")
         if len(maps) == 1:
             return maps[0]
-        keys = [(round(symmetry._overlay_rmsd(positions[m], self.reference, self.masses), 8),
-                 tuple(np.round(positions[m], 6).ravel())) for m in maps]
-        return maps[min(range(len(maps)), key=keys.__getitem__)]
+        # best overlay; overlays within TIE_RMSD of the best (symmetry-equivalent ones) are ties, broken by
+        # the mapped coordinates themselves: the same set of candidates whatever the input's numbering
+        rmsd = np.array([symmetry._overlay_rmsd(positions[m], self.reference, self.masses) for m in maps])
+        tied = maps[rmsd <= rmsd.min() + TIE_RMSD]
+        return min(tied, key=lambda m: tuple(positions[m].ravel()))
 
     def orders(self, numbers, positions):
         """Maps of a batch, shape (n, n_atoms), for positions (n, n_atoms, 3) in one numbering."""
