@@ -228,3 +228,43 @@ def test_mapper_on_a_molecule_without_stereo_centres():
     assert len(mapper.automorphisms) == 2 and len(mapper.class_preserving) == 2
     order = mapper.order(numbers[[1, 0, 2]], water[[1, 0, 2]])
     np.testing.assert_array_equal(numbers[[1, 0, 2]][order], numbers)
+
+
+def _write_frames(path, data, orders):
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+    frames = []
+    for k, order in enumerate(orders):
+        atoms = Atoms(data["numbers"][order], positions=data["positions"][k][order])
+        atoms.calc = SinglePointCalculator(atoms, energy=data["energies"][k], forces=data["forces"][k][order],
+                                           dipole=data["dipoles"][k])
+        frames.append(atoms)
+    ase.io.write(path, frames, format="extxyz")
+
+
+@pytest.mark.slow
+def test_train_on_other_class_or_shuffled_atoms_gives_the_same_model(tmp_path, dce_data):
+    import json
+    import subprocess
+    import sys
+    n = 160
+    rng = np.random.default_rng(5)
+    shuffled = HYDROGENS_FIRST[rng.permutation(4).tolist() + (4 + rng.permutation(4)).tolist()]
+    variants = {"original": [np.arange(8)] * n,
+                "mixed_classes": [OTHER_CLASS if k % 2 else np.arange(8) for k in range(n)],
+                "shuffled_other_class": [OTHER_CLASS[shuffled]] * n}
+    errors = {}
+    for name, orders in variants.items():
+        _write_frames(tmp_path / f"{name}.extxyz", {k: v[:n] if k != "numbers" else v for k, v in dce_data.items()},
+                      orders)
+        done = subprocess.run([sys.executable, "-m", "nxplugin.cli", "train", str(tmp_path / f"{name}.extxyz"),
+                               "-o", str(tmp_path / f"{name}.npz"), "--n-train", "120", "--n-test", "40"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        model = load_model(tmp_path / f"{name}.npz")
+        errors[name] = model.training_["test_errors"]
+        np.testing.assert_array_equal(model.numbers, dce("trans").numbers)     # the reference's labelling
+    for name in variants:
+        for key in ("energy_kcal_mol", "forces_kcal_mol_A", "dipole_D"):
+            assert errors[name][key] == pytest.approx(errors["original"][key], rel=1e-6), (name, key)
+    assert errors["original"]["energy_kcal_mol"] < 0.5

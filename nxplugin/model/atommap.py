@@ -121,6 +121,13 @@ class AtomMapper:
         if not len(maps):
             raise ModelDomainError("not the model's molecule: same atoms and bonds but another stereoisomer "
                                    "(the handedness of its stereo centres matches no labelling of the model's)")
+        return self._choose(positions, maps)
+
+    def canonical(self, positions, order):
+        """The map :meth:`find` would choose, from any map in the right class (4 overlays for DCE)."""
+        return self._choose(positions, order[self.class_preserving])
+
+    def _choose(self, positions, maps):
         if len(maps) == 1:
             return maps[0]
         # best overlay; overlays within TIE_RMSD of the best (symmetry-equivalent ones) are ties, broken by
@@ -170,14 +177,16 @@ def predict_mapped(model, numbers, positions, *, forces=True):
 def map_dataset(mapper, data):
     """A data set (:func:`nxplugin.reference.datasets.read_dataset` layout) in the mapper's labelling.
 
-    Positions (Angstrom) and forces (eV/Angstrom) are reordered frame by frame; energies, dipoles and
+    Every frame gets the map :meth:`AtomMapper.find` chooses from its geometry alone, so a data set
+    maps onto the same frames whatever its numbering and classes. Positions (Angstrom) and forces
+    (eV/Angstrom) are reordered frame by frame; energies, dipoles and
     polarizabilities do not depend on the numbering and are kept. Raises :class:`ModelDomainError`
     naming the first frame that is not the mapper's molecule.
     """
     orders = []
     for k, x in enumerate(np.asarray(data["positions"], dtype=float)):
         try:
-            orders.append(mapper.order(data["numbers"], x))
+            orders.append(mapper.canonical(x, mapper.order(data["numbers"], x)))
         except ModelDomainError as err:
             raise ModelDomainError(f"frame {k}: {err}") from err
     orders = np.array(orders, dtype=np.int64).reshape(-1, len(mapper.numbers))
