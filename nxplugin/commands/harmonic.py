@@ -28,7 +28,7 @@ def run(args):
     from nxplugin.reference import molecules
 
     model = load_model(args.model)
-    if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
+    if sorted(formula(model.numbers).split()) == sorted(molecules.DCE_SYMBOLS):   # any numbering: mapped
         starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
     else:
         starts = {"equilibrium": Atoms(model.numbers, positions=model.reference_)}

@@ -73,6 +73,9 @@ def run(args):
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
                           ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
     starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
+    # start geometries (any numbering or labelling class) onto the model's labelling: the batched
+    # engine predicts on raw arrays in the model's order; ModelDomainError for another molecule
+    starts = [atoms[model.atom_mapper.find(atoms.numbers, atoms.positions)] for atoms in starts]
     where = args.scheduler or args.scheduler_file or (f"{args.jobs} processes" if args.jobs > 1 else "this process")
     print(f"model {model_file}; {args.n_traj} x {args.time} ps at {args.temperature} K "
           f"({args.thermostat}, {args.timestep} fs steps, {engine} engine, {where}) -> {args.out}")
