@@ -62,11 +62,15 @@ def test_bad_atoms_raise(dce_data, dce_model):
 
 def test_ood_warning_once(dce_data, dce_model):
     atoms = atoms_at(dce_data, 0)
-    atoms.positions *= 1.4
     atoms.calc = RPRCalculator(dce_model)
+    atoms.get_potential_energy()
+    atoms.positions *= 1.15                   # bonds stretched but not broken: the OOD score's job
     with pytest.warns(UserWarning, match="beyond the training data"):
         atoms.get_potential_energy()
     assert atoms.calc.n_out_of_domain == 1
+    atoms.positions *= 1.4 / 1.15             # every bond broken: not the model's molecule any more
+    with pytest.raises(ModelDomainError, match="0 C-C bonds where the model has 1"):
+        atoms.get_potential_energy()
 
 
 def test_nve_conserves_energy(dce_data, dce_model):
