@@ -87,8 +87,9 @@ class IPIClient:
 
     # ------------------------------------------------------------------ model side
     def _warm_up(self):
-        """One prediction, so that compiled kernels and BLAS are loaded before i-PI's clock starts."""
-        self.model.check_geometry(self.model.numbers, self.model.reference_)
+        """Check the atoms; one prediction, so that compiled kernels and BLAS are loaded before i-PI's clock starts."""
+        # part of the atom-order call site (see _to_model_order): i-PI's species vs the model's, at start-up
+        self.model.check_geometry(self.numbers, self.model.reference_)
         self.model.predict(self.model.reference_)
 
     def _to_model_order(self, positions):
