@@ -15,6 +15,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from nxplugin.analysis import ipi_files
 from nxplugin.calculator import RPRCalculator
+from nxplugin.cli import main
 from nxplugin.errors import DataFileError, GeometryError
 from nxplugin.ipi import IPIClient, protocol
 from nxplugin.reference.molecules import dce
@@ -179,7 +180,7 @@ def test_classical_run_records_the_model_dipoles(tmp_path, model):
     assert np.abs(data["dipole"][1]).max() > 0.1                                # gauche: a real dipole
 
 
-def test_four_beads_are_one_batched_prediction(tmp_path, model):
+def test_four_beads_are_one_batched_prediction(tmp_path, model, capsys):
     ipi_input(tmp_path, start_atoms(), steps=20, beads=4, batch_size=4, dynamics="nvt")
     summary, code = serve(tmp_path, model)
     assert code == 0 and summary["ended"] == "exit"
@@ -190,6 +191,13 @@ def test_four_beads_are_one_batched_prediction(tmp_path, model):
     trajectory = ipi_files.read_run(sorted(glob.glob(str(tmp_path / "sim.*_*"))), timestep_fs=0.5)
     np.testing.assert_allclose(trajectory.dipoles, data["dipole"][1].mean(axis=0))
     np.testing.assert_allclose(trajectory.positions, data["positions"][1].mean(axis=0))
+    # the spectrum command reads the run (all beads, extras and xyz) as one centroid trajectory
+    files = sorted(glob.glob(str(tmp_path / "sim.dip_*"))) + sorted(glob.glob(str(tmp_path / "sim.pos_*")))
+    assert main(["spectrum", *files, "--depth", "4", "--out", str(tmp_path / "s.csv"), "--quiet"]) == 2
+    assert main(["spectrum", *files, "--timestep", "0.5", "--temperature", "300", "--depth", "4",
+                 "--out", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    assert "1 trajectories, 21 frames of 0.5 fs" in capsys.readouterr().out
+    assert np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)[:, 1].max() > 0
 
 
 def test_unbatched_beads_and_the_cli_client_exit_with_ipi(tmp_path):

@@ -289,7 +289,7 @@ def read_run(paths, *, timestep_fs=None, temperature_K=None, dipoles=True, polar
     from nxplugin.analysis.timeseries import Trajectory
 
     paths = [os.fspath(path) for path in paths]
-    source = paths[0] if len(paths) == 1 else f"{group_key(paths[0])}_* ({len(paths)} files)"
+    source = paths[0] if len(paths) == 1 else f"{group_key(paths[0])}.* ({len(paths)} files)"
     _warn_missing_beads(paths)
     data = read_beads(paths)
     for name, needed in (("dipole", dipoles), ("polarizability", polarizabilities)):
