@@ -17,11 +17,10 @@ from nxplugin.analysis import ipi_files
 from nxplugin.calculator import RPRCalculator
 from nxplugin.cli import main
 from nxplugin.errors import DataFileError, GeometryError
-from nxplugin.ipi import IPIClient, protocol
+from nxplugin.ipi import IPIClient, inputs, protocol
 from nxplugin.reference.molecules import dce
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
-ATOMIC_VELOCITY = units.Bohr / (units._aut * 1e15)       # Angstrom/fs per bohr per atomic time unit
 
 
 def _ipi_command():
@@ -38,14 +37,6 @@ def model():
     return load_model(MODEL)
 
 
-def write_ipi_xyz(path, atoms, values, quantity, unit):
-    """An xyz file as i-PI reads and writes it (cell and unit tags in the comment)."""
-    lines = [str(len(atoms)), f"# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 Step: 0 Bead: 0 "
-                              f"{quantity}{{{unit}}} cell{{angstrom}}"]
-    lines += [f"{s} {x:.16e} {y:.16e} {z:.16e}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), values)]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def start_atoms(conformer="gauche", seed=3):
     atoms = dce(conformer)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(seed), force_temp=True)
@@ -54,38 +45,14 @@ def start_atoms(conformer="gauche", seed=3):
     return atoms
 
 
-def ipi_input(tmp_path, atoms, *, steps, beads=1, batch_size=1, dynamics="nve", stride=1):
-    """Write init files and input.xml; i-PI's socket goes in tmp_path (sockets_prefix)."""
-    write_ipi_xyz(tmp_path / "init.xyz", atoms, atoms.positions, "positions", "angstrom")
-    write_ipi_xyz(tmp_path / "vel.xyz", atoms, atoms.get_velocities() * units.fs / ATOMIC_VELOCITY, "velocities",
-                  "atomic_unit")
-    velocities = ("<velocities mode='xyz' units='atomic_unit'> vel.xyz </velocities>" if beads == 1 else
-                  "<velocities mode='thermal' units='kelvin'> 300 </velocities>")
-    thermostat = ("" if dynamics == "nve" else
-                  "<thermostat mode='pile_l'><tau units='femtosecond'>100</tau><pile_lambda>0.5</pile_lambda></thermostat>")
-    batch = f"<batch_size>{batch_size}</batch_size>" if batch_size > 1 else ""
-    (tmp_path / "input.xml").write_text(f"""<simulation verbosity='quiet' sockets_prefix='{tmp_path}/'>
-  <output prefix='sim'>
-    <properties stride='1' filename='out'> [ step, conserved{{electronvolt}}, potential{{electronvolt}} ] </properties>
-    <trajectory filename='pos' stride='{stride}' format='xyz' cell_units='angstrom'> positions{{angstrom}} </trajectory>
-    <trajectory filename='dip' stride='{stride}' extra_type='dipole'> extras </trajectory>
-    <trajectory filename='pol' stride='{stride}' extra_type='polarizability'> extras </trajectory>
-  </output>
-  <total_steps>{steps}</total_steps>
-  <prng><seed>31415</seed></prng>
-  <ffsocket name='nx' mode='unix'><address>sock</address>{batch}</ffsocket>
-  <system>
-    <initialize nbeads='{beads}'>
-      <file mode='xyz' units='angstrom'> init.xyz </file>
-      {velocities}
-    </initialize>
-    <forces><force forcefield='nx'/></forces>
-    <motion mode='dynamics'><dynamics mode='{dynamics}'><timestep units='femtosecond'> 0.5 </timestep>
-      {thermostat}</dynamics></motion>
-    <ensemble><temperature units='kelvin'> 300 </temperature></ensemble>
-  </system>
-</simulation>
-""")
+def ipi_input(tmp_path, atoms, *, steps, beads=1, batch_size=1, thermostat="nve"):
+    """Write init files and input.xml (every step saved); i-PI's socket goes in tmp_path."""
+    inputs.write_xyz(tmp_path / "init.xyz", atoms)
+    inputs.write_xyz(tmp_path / "vel.xyz", atoms, velocities=True)
+    (tmp_path / "input.xml").write_text(inputs.simulation_xml(
+        address="sock", steps=steps, beads=beads, batch_size=batch_size, thermostat=thermostat,
+        velocities="vel.xyz" if beads == 1 else None, prefix="sim", stride=1, properties_stride=1,
+        sockets_prefix=f"{tmp_path}/", verbosity="quiet"))
 
 
 def start_ipi(tmp_path):
@@ -181,7 +148,7 @@ def test_classical_run_records_the_model_dipoles(tmp_path, model):
 
 
 def test_four_beads_are_one_batched_prediction(tmp_path, model, capsys):
-    ipi_input(tmp_path, start_atoms(), steps=20, beads=4, batch_size=4, dynamics="nvt")
+    ipi_input(tmp_path, start_atoms(), steps=20, beads=4, batch_size=4, thermostat="pile_l")
     summary, code = serve(tmp_path, model)
     assert code == 0 and summary["ended"] == "exit"
     assert summary["batch_size"] == 4 and summary["requests"] == 21 and summary["structures"] == 84
@@ -201,7 +168,7 @@ def test_four_beads_are_one_batched_prediction(tmp_path, model, capsys):
 
 
 def test_unbatched_beads_and_the_cli_client_exit_with_ipi(tmp_path):
-    ipi_input(tmp_path, start_atoms(), steps=10, beads=4, dynamics="nvt")
+    ipi_input(tmp_path, start_atoms(), steps=10, beads=4, thermostat="pile_l")
     process = start_ipi(tmp_path)
     try:
         result = subprocess.run([sys.executable, "-m", "nxplugin.cli", "ipi", "--unix", "sock",
@@ -246,7 +213,7 @@ def test_nve_conserves_energy_as_well_as_ase(tmp_path, model):
     summary, code = serve(tmp_path, model)
     assert code == 0
     table = np.loadtxt(tmp_path / "sim.out")
-    ipi_total = table[:, 1]
+    ipi_total = table[:, 2]                          # step, time, conserved, temperature, kinetic_cv, potential
     assert len(ipi_total) == n_steps + 1
     atoms.set_masses(model.masses)
     atoms.calc = RPRCalculator(model)
@@ -265,7 +232,7 @@ def test_nve_conserves_energy_as_well_as_ase(tmp_path, model):
     assert ipi_fluctuation < 1.5 * ase_fluctuation, (ipi_fluctuation, ase_fluctuation)
     # the same start and integrator: the same potential energy, step by step, until the trajectories
     # drift apart (i-PI's masses differ from ASE's in the last digits)
-    np.testing.assert_allclose(table[:100, 2], ase_potential[:100], atol=1e-3)
+    np.testing.assert_allclose(table[:100, 5], ase_potential[:100], atol=1e-3)
 
 
 def test_reader_errors(tmp_path):
@@ -283,3 +250,19 @@ def test_reader_errors(tmp_path):
     with pytest.raises(DataFileError, match="--timestep"):
         ipi_files.read_run([tmp_path / "sim.dip_0"])
     assert ipi_files.read_run([tmp_path / "sim.dip_0"], timestep_fs=1.0).n_frames == 3
+
+
+def test_xyz_round_trip_in_units(tmp_path):
+    atoms = start_atoms(seed=5)
+    inputs.write_xyz(tmp_path / "p.xyz", atoms)
+    inputs.write_xyz(tmp_path / "v.xyz", atoms, velocities=True)
+    steps, numbers, quantity, positions = ipi_files.read_xyz(tmp_path / "p.xyz")
+    assert quantity == "positions" and numbers.tolist() == atoms.numbers.tolist()
+    np.testing.assert_allclose(positions[0], atoms.positions, rtol=1e-14)
+    _, _, quantity, velocities = ipi_files.read_xyz(tmp_path / "v.xyz")
+    assert quantity == "velocities"
+    np.testing.assert_allclose(velocities[0], atoms.get_velocities() * units.fs, rtol=1e-12)   # Angstrom/fs
+    (tmp_path / "x.xyz").write_text((tmp_path / "p.xyz").read_text().replace("{angstrom}", "{furlong}", 1))
+    with pytest.raises(DataFileError, match="'furlong'"):
+        ipi_files.read_xyz(tmp_path / "x.xyz")
+    assert not ipi_files.is_ipi_file(tmp_path) and not ipi_files.is_ipi_file(tmp_path / "missing")
