@@ -136,6 +136,18 @@ def test_client_rejects_bad_input(model):
         IPIClient(model, unix="nothing-here", sockets_prefix="/nonexistent/").connect(timeout=0.3)
 
 
+def test_cli_checks_the_structure_before_waiting(tmp_path, capsys):
+    shuffled = dce("gauche")[[2, 0, 1, 3, 4, 5, 6, 7]]
+    inputs.write_xyz(tmp_path / "start.xyz", shuffled)
+    assert main(["ipi", "--unix", "none", "--sockets-prefix", f"{tmp_path}/", "--structure",
+                 str(tmp_path / "start.xyz"), "--wait", "30"]) == 2
+    assert "Cl" in capsys.readouterr().err
+    inputs.write_xyz(tmp_path / "start.xyz", dce("gauche"))
+    assert main(["ipi", "--unix", "none", "--sockets-prefix", f"{tmp_path}/", "--structure",
+                 str(tmp_path / "start.xyz"), "--wait", "0.2"]) == 2
+    assert "no i-PI listening on unix socket" in capsys.readouterr().err
+
+
 def test_classical_run_records_the_model_dipoles(tmp_path, model):
     ipi_input(tmp_path, start_atoms(), steps=30)
     summary, code = serve(tmp_path, model)

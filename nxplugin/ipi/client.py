@@ -83,19 +83,19 @@ class IPIClient:
         self.n_out_of_domain = 0
         self.max_ood_score = 0.0
         self._sock = None
-        self._warm_up()
+        self._set_up_atom_order()
+        self.model.predict(self.model.reference_)   # warm-up: compiled kernels and BLAS loaded now
 
     # ------------------------------------------------------------------ model side
-    def _warm_up(self):
-        """Check the atoms; one prediction, so that compiled kernels and BLAS are loaded before i-PI's clock starts."""
-        # part of the atom-order call site (see _to_model_order): i-PI's species vs the model's, at start-up
+    # Atom order: these three methods are the only place where i-PI's order meets the model's.
+    def _set_up_atom_order(self):
+        """Check i-PI's species (``numbers``) against the model's at start-up (an atom mapping is built here)."""
         self.model.check_geometry(self.numbers, self.model.reference_)
-        self.model.predict(self.model.reference_)
 
     def _to_model_order(self, positions):
         """Positions (n, n_atoms, 3) Angstrom in i-PI's atom order -> the model's order, validated.
 
-        THE single place where i-PI's atom order meets the model's. For now i-PI's atoms must come
+        The single call site for an atom mapping (with :meth:`_set_up_atom_order`). For now i-PI's atoms must come
         in the model's order (``numbers`` equal to ``model.numbers``); ``check_geometry`` raises a
         :class:`~nxplugin.errors.GeometryError` naming the mismatch otherwise. An atom mapping
         goes here (and its inverse in :meth:`_to_client_order`).
@@ -149,7 +149,7 @@ class IPIClient:
         self.max_ood_score = max(self.max_ood_score, float(scores.max()))
         beyond = int(np.count_nonzero(scores > self.ood_threshold))
         if beyond and self.n_out_of_domain == 0:
-            warnings.warn(f"i-PI sent a geometry beyond the training data (ood_score={scores.max():.2f} > "
+            warnings.warn(f"i-PI sent a geometry beyond the training data (ood_score={scores.max():.3f} > "
                           f"{self.ood_threshold}); predictions may be unreliable. With beads, a shorter "
                           "time step or fewer beads may help; the score of every structure is in the "
                           "extras (ood_score)", stacklevel=3)
@@ -215,7 +215,11 @@ class IPIClient:
         if self.blas_threads is None:
             ended = self._loop()
         else:
-            from threadpoolctl import threadpool_limits
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError as err:
+                raise ImportError("blas_threads needs threadpoolctl (pip install threadpoolctl, or "
+                                  "nxplugin[ipi]); blas_threads=None leaves BLAS alone") from err
             with threadpool_limits(limits=self.blas_threads, user_api="blas"):
                 ended = self._loop()
         self.close()
