@@ -19,7 +19,8 @@ example:
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", metavar="MODEL.npz", help="model file (default: the shipped DCE GFN2-xTB model)")
+    parser.add_argument("--model", metavar="MODEL",
+                        help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin info' lists them)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--unix", metavar="NAME", help="i-PI's unix socket <address> (the file is PREFIX+NAME)")
     where.add_argument("--port", type=int, metavar="N", help="i-PI's inet socket <port>")
@@ -41,8 +42,8 @@ def add_arguments(parser):
 def run(args):
     import time
 
-    from nxplugin.commands.md import default_model_path
     from nxplugin.ipi import IPIClient
+    from nxplugin.shipped import model_path
 
     if args.wait < 0 or args.blas_threads < 0:
         raise ValueError(f"--wait ({args.wait}) and --blas-threads ({args.blas_threads}) must not be negative")
@@ -50,13 +51,13 @@ def run(args):
     if args.structure:
         import ase.io
         numbers = ase.io.read(args.structure).numbers
-    model_path = args.model or default_model_path()
+    model_file = model_path(args.model)
     unix = args.unix
-    client = IPIClient(model_path, unix=unix, host=None if unix else args.host, port=None if unix else args.port,
+    client = IPIClient(model_file, unix=unix, host=None if unix else args.host, port=None if unix else args.port,
                        sockets_prefix=args.sockets_prefix, numbers=numbers, ood_threshold=args.ood_threshold,
                        blas_threads=args.blas_threads or None)
     where = f"unix socket {client.address}" if unix else f"{args.host}:{args.port}"
-    print(f"model {model_path}; waiting up to {args.wait:g} s for i-PI on {where}", flush=True)
+    print(f"model {model_file}; waiting up to {args.wait:g} s for i-PI on {where}", flush=True)
     with client:
         client.connect(timeout=args.wait)
         print("connected", flush=True)

@@ -201,8 +201,10 @@ class IPIClient:
         """Answer i-PI's requests until it sends EXIT or closes the socket.
 
         Blocks in ``recv`` between messages (no polling). BLAS is limited to ``blas_threads``
-        threads once for the whole loop: entering threadpoolctl's limit costs about as much as a
-        prediction, so it is not done per request.
+        threads once for the whole loop, for every BLAS call in the process: entering
+        threadpoolctl's ``threadpool_limits`` costs about as much as a prediction, so it is not done
+        per request. (The model also pins its own kernel sums, ``RPRModel(blas_threads=1)``; with
+        the process already on one thread that per-call check changes nothing.)
 
         Returns
         -------
