@@ -10,8 +10,9 @@ In one run, with the shipped DCE model and BLAS on one thread everywhere:
 2. the same through i-PI (NVE, a unix socket, frames saved every 2 steps with ``flush=100``);
 3. 8-bead PIMD (PILE-L, 300 K) through i-PI with ``<batch_size> 8`` (one batched prediction per step);
 4. the same with ``batch_size`` 1 (8 requests, 8 predictions per step);
-5. ``model.predict`` of 1 and of 8 geometries with BLAS's default threads and with one, and the
-   cost of entering and leaving ``threadpool_limits`` (why the client sets it once per run).
+5. ``model.predict`` of 1 and of 8 geometries with BLAS's default threads (``blas_threads=None``)
+   and with one, and the cost of entering and leaving threadpoolctl's ``threadpool_limits`` (why the
+   client sets it once per run).
 
 i-PI runs as a subprocess; the client runs in this process and time-stamps every request, so a
 step's wall time is (last request - first request) / (requests - 1) per step, excluding i-PI's
@@ -113,9 +114,11 @@ def time_predictions(model, atoms):
     one = atoms.positions
     eight = one + rng.normal(scale=0.01, size=(8,) + one.shape)
     out = {}
-    for threads in (None, 1):
-        with threadpool_limits(threads, user_api="blas"):
-            out[threads] = (best_of(lambda: model.predict(one)), best_of(lambda: model.predict(eight)))
+    pinned = model.blas_threads
+    for threads in (None, 1):          # the model's own pinning off (process default) / on
+        model.blas_threads = threads
+        out[threads] = (best_of(lambda: model.predict(one)), best_of(lambda: model.predict(eight)))
+    model.blas_threads = pinned
     out["limit"] = best_of(lambda: threadpool_limits(1, user_api="blas").restore_original_limits())
     return out
 
@@ -125,6 +128,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2000, help="classical steps (0.5 fs)")
     parser.add_argument("--pimd-steps", type=int, default=300, help="8-bead PIMD steps (0.5 fs)")
     args = parser.parse_args()
+    load = os.getloadavg()
     model = load_model(MODEL)
     atoms = start_atoms(model)
     rows = [("classical NVE, ASE VelocityVerlet in-process", time_ase(model, atoms, args.steps)),
@@ -135,6 +139,7 @@ def main():
     for label, (per_step, in_client) in rows:
         share = "" if in_client is None else f"  ({in_client * 1e3:.2f} ms in the client)"
         print(f"{label:44s} {per_step * 1e3:8.2f} ms/step{share}")
+    print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"i-PI / ASE, classical: {rows[1][1][0] / rows[0][1][0]:.1f}x; "
           f"8 beads unbatched / batched: {rows[3][1][0] / rows[2][1][0]:.2f}x")
     from threadpoolctl import threadpool_info

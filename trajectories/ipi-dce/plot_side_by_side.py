@@ -1,4 +1,5 @@
-"""Classical and TRPMD IR spectra of this example side by side (spectrum-classical.csv, spectrum-trpmd.csv)."""
+"""Classical and TRPMD IR spectra of this example side by side (spectrum-classical.csv, spectrum-trpmd.csv),
+and where each C-H stretch band (2500-3300 cm^-1) has its maximum."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,12 +7,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 runs = {"classical (1 bead)": "spectrum-classical.csv", "TRPMD (8 beads, centroid dipole)": "spectrum-trpmd.csv"}
-ranges = [(0, 1600), (2800, 3300)]
+ranges = [(0, 1600), (2500, 3300)]
 figure, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
 for label, path in runs.items():
     table = np.loadtxt(path, delimiter=",", skiprows=1)
     for axis, (low, high) in zip(axes, ranges):
         keep = (table[:, 0] >= low) & (table[:, 0] <= high)
+        if (low, high) == ranges[1]:
+            print(f"{label}: C-H stretch band maximum at {table[keep, 0][np.argmax(table[keep, 1])]:.0f} cm^-1")
         axis.plot(table[keep, 0], table[keep, 1], label=label, lw=1)
         axis.fill_between(table[keep, 0], table[keep, 1] - table[keep, 2], table[keep, 1] + table[keep, 2],
                           alpha=0.3, lw=0)
