@@ -67,7 +67,10 @@ def serve(tmp_path, model, **kwargs):
     process = start_ipi(tmp_path)
     try:
         with IPIClient(model, unix="sock", sockets_prefix=f"{tmp_path}/", **kwargs) as client:
-            client.connect(timeout=60)
+            try:
+                client.connect(timeout=60)
+            except TimeoutError as err:
+                raise AssertionError(f"i-PI did not open its socket; its log:\n{(tmp_path / 'ipi.log').read_text()}") from err
             summary = client.serve()
         return summary, process.wait(timeout=60)
     finally:
