@@ -24,7 +24,10 @@ MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xt
 
 
 def _ipi_command():
-    pytest.importorskip("ipi")
+    try:
+        import ipi  # noqa: F401
+    except ImportError as err:                       # not installed, or installed but broken
+        pytest.skip(f"i-PI is not importable ({err}); pip install nxplugin[ipi]")
     script = shutil.which("i-pi") or os.path.join(os.path.dirname(sys.executable), "i-pi")
     if not os.path.exists(script):
         pytest.skip("ipi is importable but its i-pi script is not installed")
