@@ -7,8 +7,8 @@ Accepted inputs: any file ``ase.io.read`` reads whose frames carry the dipole as
 (``atoms.get_dipole_moment()``, as ``nxplugin md`` and any ASE calculator write it) or as
 ``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.interface.read_trajectory`);
 plain arrays through :class:`Trajectory`; i-PI's extras and xyz files
-(:mod:`nxplugin.analysis.ipi_files`, one run with all its beads is one trajectory). The spacing of the frames is taken from ``info['time']``
-(fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
+(:mod:`nxplugin.analysis.ipi_files`, one run with all its beads is one trajectory). The spacing of
+the frames is taken from ``info['time']`` (fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
 be given. The temperature comes from ``info['temperature_K']`` unless given. The polarizability is
 ``info['polarizability']`` or a calculator result, 9 numbers or 3x3.
 """
