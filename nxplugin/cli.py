@@ -16,6 +16,8 @@ COMMANDS = {
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
     "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
+    "diagnose": "Jacobian conditioning of descriptor, frames and dipole along trajectories (CSV, plot)",
+    "symmetry": "Exact (RPR) vs learned rotational covariance of the dipole: errors, cost, IR intensities",
 }
 
 
