@@ -273,3 +273,31 @@ def pair_labels(numbers):
 
     i, j = descriptors.pair_indices(len(numbers))
     return [f"{chemical_symbols[numbers[a]]}{a}-{chemical_symbols[numbers[b]]}{b}" for a, b in zip(i, j)]
+
+
+def dihedral_scan(model, dihedrals_deg, *, conformer="trans", **options):
+    """Diagnostics along a rigid Cl-C-C-Cl torsion of DCE (all other internal coordinates fixed).
+
+    Parameters
+    ----------
+    model : RPRModel of DCE (atom order of :func:`nxplugin.reference.molecules.dce`)
+    dihedrals_deg : sequence of float, degrees
+    conformer : {"trans", "gauche"}
+        Starting geometry whose CH2Cl group on C1 is turned.
+
+    Returns
+    -------
+    dict of ndarray: ``dihedral_deg`` and the numeric columns of :func:`diagnose_geometry`.
+    """
+    from nxplugin.reference.molecules import DCE_DIHEDRAL, dce
+
+    start = dce(conformer)
+    geometries = []
+    for phi in dihedrals_deg:
+        atoms = start.copy()
+        atoms.set_dihedral(*DCE_DIHEDRAL, phi, mask=[0, 1, 0, 1, 0, 0, 1, 1])
+        geometries.append(atoms.positions)
+    rows = [diagnose_geometry(model, x, **options) for x in geometries]
+    out = {"dihedral_deg": np.asarray(dihedrals_deg, dtype=float)}
+    out.update({key: np.array([row[key] for row in rows]) for key in rows[0] if key != "descriptor_singular_values"})
+    return out
