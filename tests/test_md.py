@@ -10,6 +10,7 @@ from ase import units
 from conftest import sigkill_and_resume
 from nxplugin.cli import main
 from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.md.settings import MDSettings
 from nxplugin.model.modelfile import save_model
 
 
@@ -48,8 +49,8 @@ def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
     from nxplugin.model.modelfile import load_model
     model = load_model(SHIPPED)
     atoms = initial_conditions(model, 1, 400, seed=1)[0]
-    info = run_trajectory(model, atoms, tmp_path / "t.extxyz", temperature_K=400, timestep_fs=0.5,
-                          n_steps=8000, interval=4, thermostat="langevin", friction_per_fs=0.05)
+    info = run_trajectory(model, atoms, tmp_path / "t.extxyz", MDSettings(
+        temperature_K=400, timestep_fs=0.5, n_steps=8000, interval=4, thermostat="langevin", friction_per_fs=0.05))
     frames = ase.io.read(tmp_path / "t.extxyz", "400:")         # after 0.8 ps
     # 8 atoms with the centre of mass fixed: 3N - 3 = 21 degrees of freedom
     temps = [2 * f.get_kinetic_energy() / (21 * units.kB) for f in frames]
@@ -59,8 +60,8 @@ def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
 
 def test_bussi_runs(tmp_path, dce_model):
     atoms = initial_conditions(dce_model, 1, 300, seed=2)[0]
-    run_trajectory(dce_model, atoms, tmp_path / "b.extxyz", temperature_K=300, timestep_fs=0.5, n_steps=200,
-                   thermostat="bussi", taut_fs=20)
+    run_trajectory(dce_model, atoms, tmp_path / "b.extxyz", MDSettings(temperature_K=300, timestep_fs=0.5,
+                                                                     n_steps=200, thermostat="bussi", taut_fs=20))
     assert len(ase.io.read(tmp_path / "b.extxyz", ":")) == 201
 
 

@@ -13,22 +13,9 @@ Chunks run in this process, over --jobs local processes (joblib), or on a Dask c
 """
 import os
 
-DEFAULT_MODEL = os.path.join("calculators", "dce-gfn2xtb", "model.npz")
-
-
-def default_model_path():
-    """The shipped DCE model: in the source tree, or where pip installed its data files."""
-    import sys
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for root in (here, os.path.join(sys.prefix, "share", "nxplugin")):
-        path = os.path.join(root, DEFAULT_MODEL)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"the shipped model {DEFAULT_MODEL} is not installed; give --model MODEL.npz")
-
 
 def add_arguments(parser):
-    parser.add_argument("--model", metavar="MODEL.npz", help="model file (default: the shipped DCE GFN2-xTB model)")
+    parser.add_argument("--model", metavar="MODEL", help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin info' lists them)")
     parser.add_argument("--temperature", type=float, default=300.0, metavar="K",
                         help="initial velocities and thermostat target, K (default 300)")
     parser.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="time step, fs (default 0.5)")
@@ -66,22 +53,28 @@ def run(args):
 
     from tqdm import tqdm
 
+    from nxplugin.fileio import atomic_write
     from nxplugin.md.dynamics import initial_conditions
     from nxplugin.md.ensemble import run_ensemble
-    from nxplugin.fileio import atomic_write
+    from nxplugin.md.settings import MDSettings
     from nxplugin.model.modelfile import load_model
+    from nxplugin.shipped import model_path
 
     if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
         raise ValueError("--timestep, --time and --n-traj must be positive and --temperature non-negative")
     if args.jobs < 1 or args.chunk_size < 1:
         raise ValueError(f"--jobs ({args.jobs}) and --chunk-size ({args.chunk_size}) must be at least 1")
     engine = args.engine or ("batched" if args.n_traj > 1 else "ase")
-    model_path = args.model or default_model_path()
-    model = load_model(model_path)
-    n_steps = int(round(args.time * 1000 / args.timestep))
+    model_file = model_path(args.model)
+    model = load_model(model_file)
+    settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep,
+                          n_steps=int(round(args.time * 1000 / args.timestep)), interval=args.interval,
+                          thermostat=args.thermostat, friction_per_fs=args.friction, taut_fs=args.taut,
+                          seed=args.seed, checkpoint_every=args.checkpoint_every,
+                          ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
     starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
     where = args.scheduler or args.scheduler_file or (f"{args.jobs} processes" if args.jobs > 1 else "this process")
-    print(f"model {model_path}; {args.n_traj} x {args.time} ps at {args.temperature} K "
+    print(f"model {model_file}; {args.n_traj} x {args.time} ps at {args.temperature} K "
           f"({args.thermostat}, {args.timestep} fs steps, {engine} engine, {where}) -> {args.out}")
     with tqdm(total=args.n_traj, unit="traj", desc="md", disable=None) as bar, warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -92,17 +85,13 @@ def run(args):
             bar.set_postfix_str(f"{steps[0] * args.timestep / 1000:.2f} ps", refresh=False)
             bar.update(trajectories)
 
-        summary = run_ensemble(model, starts, args.out, n_steps=n_steps, timestep_fs=args.timestep,
-                               temperature_K=args.temperature, engine=engine, jobs=args.jobs,
+        summary = run_ensemble(model, starts, args.out, settings, engine=engine, jobs=args.jobs,
                                scheduler=args.scheduler, scheduler_file=args.scheduler_file,
-                               chunk_size=args.chunk_size, resume=args.resume, progress=progress,
-                               interval=args.interval, thermostat=args.thermostat, friction_per_fs=args.friction,
-                               taut_fs=args.taut, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                               ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
+                               chunk_size=args.chunk_size, resume=args.resume, progress=progress)
     n_ood = sum(s["ood_frames"] for s in summary)
     stopped = [s["path"] for s in summary if s.get("stopped")]
     atomic_write(os.path.join(args.out, "summary.json"), json.dumps(
-        {"model": model_path, "engine": engine, "kernel": model.kernel_backend,
+        {"model": model_file, "engine": engine, "kernel": model.kernel_backend, "settings": settings.as_dict(),
          "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
          "ood_frames": n_ood, "stopped_out_of_domain": len(stopped), "trajectories": summary},
         indent=1, default=str))

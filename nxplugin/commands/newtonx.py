@@ -95,10 +95,14 @@ def run(args):
         from nxplugin.newtonx.interface import run_step, serve
 
         if args.newtonx_command == "serve":
+            import signal
+            import sys
+            # SIGTERM (a job scheduler's stop) -> SystemExit: serve's cleanup runs, the socket file goes
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
             serve(load_model(args.model), args.socket)
             return 0
         model = load_model(args.model)
-        model.compiled = False      # one prediction per process: the numpy sums beat loading numba (~0.8 s)
+        model.kernel = "numpy"        # one prediction per process: the numpy sums beat loading numba (~0.8 s)
         run_step(model, args.directory, results_dir=args.results)
         return 0
 
