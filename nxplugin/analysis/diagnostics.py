@@ -17,7 +17,7 @@ from nxplugin.model import descriptors, jacobians
 
 #: Default thresholds of :func:`summarize`: Eckart singular ratio below, inertia gap below,
 #: internal frame sensitivity above (rad/Angstrom).
-THRESHOLDS = {"eckart_singular_ratio": 0.1, "inertia_min_gap": 0.02, "frame_sensitivity_rad_per_A": 2.0}
+THRESHOLDS = {"eckart_singular_ratio": 0.01, "inertia_min_gap": 0.02, "frame_sensitivity_rad_per_A": 2.0}
 
 COLUMNS = (
     "trajectory", "frame", "time_fs", "dihedral_deg", "conformer",
@@ -73,7 +73,8 @@ def diagnose_geometry(model, positions, *, rtol=jacobians.RANK_RTOL, step=1e-4, 
     }
 
 
-def diagnose_frames(model, positions, *, times_fs=None, trajectory="", progress=None, batch=16, **options):
+def diagnose_frames(model, positions, *, times_fs=None, frame_numbers=None, trajectory="", progress=None, batch=16,
+                    **options):
     """Diagnostics of every geometry of a trajectory.
 
     Parameters
@@ -82,6 +83,8 @@ def diagnose_frames(model, positions, *, times_fs=None, trajectory="", progress=
     positions : array-like of shape (n_frames, n_atoms, 3), Angstrom
     times_fs : array-like of shape (n_frames,), fs, optional
         Frame times (NaN in the table when not given).
+    frame_numbers : array-like of int of shape (n_frames,), optional
+        Written in the ``frame`` column (default 0, 1, ...), e.g. when every k-th frame was read.
     trajectory : str
         Label written in the ``trajectory`` column.
     progress : callable or None
@@ -113,7 +116,7 @@ def diagnose_frames(model, positions, *, times_fs=None, trajectory="", progress=
     table = {key: np.array([row[key] for row in rows]) for key in COLUMNS if key in rows[0]}
     n = len(positions)
     table["trajectory"] = np.array([trajectory] * n, dtype=object)
-    table["frame"] = np.arange(n)
+    table["frame"] = np.arange(n) if frame_numbers is None else np.asarray(frame_numbers, dtype=int)
     table["time_fs"] = np.full(n, np.nan) if times_fs is None else np.asarray(times_fs, dtype=float)
     try:
         dihedral = conformers.find_dihedral(model.numbers_, positions[0])

@@ -16,8 +16,9 @@ def add_arguments(parser):
     parser.add_argument("trajectories", metavar="TRAJ", nargs="+", help="trajectory files (Angstrom)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="use every K-th frame (default 1)")
-    parser.add_argument("--eckart-ratio", type=float, default=0.1,
-                        help="flag frames whose Eckart singular ratio is below this (default 0.1)")
+    parser.add_argument("--eckart-ratio", type=float, default=0.01,
+                        help="flag frames whose Eckart singular ratio (s2+s3)/(s1+s2) is below this (default 0.01; "
+                        "near-prolate trans-DCE itself has 0.05)")
     parser.add_argument("--inertia-gap", type=float, default=0.02,
                         help="flag frames whose smallest relative moment gap is below this (default 0.02)")
     parser.add_argument("--sensitivity", type=float, default=2.0, metavar="RAD/A",
@@ -57,6 +58,7 @@ def run(args):
     with tqdm(total=total, desc="diagnosing", unit="frame", disable=None) as bar:
         for path, positions, times in inputs:
             tables.append(diagnostics.diagnose_frames(model, positions, times_fs=times, trajectory=path,
+                                                      frame_numbers=np.arange(len(positions)) * args.every,
                                                       progress=bar.update))
     table = diagnostics.concatenate(tables)
     summary = diagnostics.summarize(table, n_atoms=len(model.numbers_), thresholds={
