@@ -43,6 +43,9 @@ def run(args):
         raise ValueError(f"--augment {args.augment}: every K must be at least 1")
     if args.n_train < 10:
         raise ValueError(f"--n-train {args.n_train} is too small (at least 10)")
+    for path in (args.data, args.test):      # before reading thousands of frames
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file")
     data = read_dataset(args.data)
     test = read_dataset(args.test)
     if not np.array_equal(data["numbers"], test["numbers"]):
