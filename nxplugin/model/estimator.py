@@ -299,6 +299,9 @@ class RPRModel:
             return predict_mapped(self, numbers, positions, forces=forces)
         pos = np.asarray(positions, dtype=float)
         single = pos.ndim == 2
+        if single and self.frame != "inertia" and self._kernel_sums.backend == "compiled":
+            from nxplugin.model.compiled import predict_one       # the MD hot path: three compiled calls
+            return predict_one(self, np.ascontiguousarray(pos), self._kernel_sums, forces)
         pos = pos.reshape(-1, len(self.numbers_), 3)
         descriptor = descriptors.inverse_distances(pos, self._symmetric("reference_distances_"))
         x = descriptor - 1.0
@@ -395,6 +398,11 @@ class RPRModel:
         if hasattr(self, "coef_"):
             return self._kernel_sums.backend
         return resolve_backend(self.kernel)
+
+    @property
+    def _pairs(self):
+        """Atom index arrays ``(i, j)`` of the descriptor's pairs."""
+        return descriptors.pair_indices(len(self.numbers_))
 
     @property
     def numbers(self):
