@@ -20,27 +20,32 @@ example:
 """
 import warnings
 
+from nxplugin.commands._options import (OptionError, float_at_least, nonnegative_float, nonnegative_int,
+                                        positive_float, positive_int)
+
 UNIT_SUFFIX = {"ir": "km_mol-1_cm", "raman": "A4_amu-1_cm"}
 #: with one file and no --blocks: this many blocks when each is longer than twice the depth
 DEFAULT_BLOCKS = 4
+#: shortest correlation depth (fs) used for a conformer whose segments are shorter than --depth
+MIN_CONFORMER_DEPTH_FS = 250.0
 
 
 def add_arguments(parser):
     add = parser.add_argument
     add("files", nargs="+", metavar="FILES", help="trajectory files or Newton-X folders")
-    add("--timestep", type=float, metavar="FS",
+    add("--timestep", type=positive_float("fs"), metavar="FS",
         help="time between frames in fs (needed when the files store no time; checked otherwise)")
-    add("--temperature", type=float, metavar="K",
+    add("--temperature", type=positive_float("K"), metavar="K",
         help="temperature in K for the quantum correction (default: info['temperature_K'] of the files)")
     add("--window", choices=["hann", "gaussian", "boxcar"], default="hann",
         help="one-sided lag window, 1 at t = 0 (default: hann)")
     add("--qcf", choices=["harmonic", "standard", "schofield"], default="harmonic",
         help="quantum correction factor (default: harmonic, exact for harmonic modes)")
-    add("--depth", type=float, default=1000.0, metavar="FS",
+    add("--depth", type=positive_float("fs"), default=1000.0, metavar="FS",
         help="correlation depth in fs (default: 1000); sets the resolution, about 1/(c*depth)")
-    add("--padding", type=float, default=4.0, metavar="N",
+    add("--padding", type=float_at_least(1), default=4.0, metavar="N",
         help="zero-padding factor of the correlation function (default: 4)")
-    add("--blocks", type=int, metavar="N",
+    add("--blocks", type=positive_int(), metavar="N",
         help=f"cut each file into N blocks for the error bars (default: 1 with several files; "
              f"{DEFAULT_BLOCKS} with one file when the blocks are longer than twice the depth)")
     add("--raman", action="store_true",
@@ -48,12 +53,13 @@ def add_arguments(parser):
     add("--conformers", action="store_true",
         help="trans/gauche populations, transitions and spectra of the trans and gauche segments "
              "(X-CH2-CH2-X molecules)")
-    add("--dihedral", type=int, nargs=4, metavar=("I", "J", "K", "L"),
+    add("--dihedral", type=nonnegative_int(), nargs=4, metavar=("I", "J", "K", "L"),
         help="0-based atom indices of the X-C-C-X dihedral (default: inferred from the bonds)")
     add("--harmonic", metavar="CSV",
         help="overlay harmonic sticks (columns conformer, wavenumber_cm-1, intensity_km_mol-1) on the plot")
-    add("--range", type=float, nargs=2, metavar=("MIN", "MAX"),
-        help="wavenumber range of the plot and of the printed band integral, cm^-1")
+    add("--range", "--xlim", dest="range", type=nonnegative_float("cm^-1"), nargs=2, metavar=("MIN", "MAX"),
+        help="wavenumber range of the plot and of the printed band integral, cm^-1 (default: where the "
+             "spectrum has intensity)")
     add("--out", default="spectrum.csv", metavar="CSV", help="output CSV (default: spectrum.csv)")
     add("--plot", metavar="PNG", help="also draw the spectrum to this image file")
     add("--quiet", action="store_true", help="no progress bar")
@@ -99,6 +105,36 @@ def _conformer_labels(args, trajectories):
     return tuple(indices), labels
 
 
+def _conformer_spectrum(conformer, series, masks, options):
+    """Spectrum of one conformer's segments and a note when --depth had to be shortened (or None).
+
+    Segments shorter than the depth give no spectrum; the depth is then shortened to the longest
+    segment (at least MIN_CONFORMER_DEPTH_FS). Returns (None, note) when even that is not possible.
+    """
+    from nxplugin.analysis import spectra
+    from nxplugin.analysis.conformers import longest_run
+
+    try:
+        return spectra.ensemble_spectrum(series, masks=masks, what=conformer, **options), None
+    except spectra.SegmentsTooShortError:
+        pass
+    dt = options["timestep_fs"]
+    longest = max(longest_run(mask[part]) for mask in masks
+                  for part in spectra.split_blocks(len(mask), options["n_blocks"]))
+    # the derivative loses a frame at each end of a segment: M lags need M + 3 frames
+    depth = (longest - 3) * dt
+    longest_fs = max(longest - 1, 0) * dt
+    if depth < MIN_CONFORMER_DEPTH_FS:
+        return None, (f"{conformer}: no {conformer} segment is longer than {longest_fs:g} fs, too short for a "
+                      f"spectrum (at least {MIN_CONFORMER_DEPTH_FS + 2 * dt:g} fs); no {conformer} spectrum, "
+                      f"the all-frames spectrum stands")
+    resolution = 1 / (spectra.LIGHT_SPEED_CM_PER_FS * depth)
+    note = (f"{conformer}: the longest {conformer} segment is {longest_fs:g} fs, shorter than --depth "
+            f"{options['depth_fs']:g} fs; its spectrum uses depth {depth:g} fs (resolution about "
+            f"{resolution:.0f} cm^-1)")
+    return spectra.ensemble_spectrum(series, masks=masks, what=conformer, **dict(options, depth_fs=depth)), note
+
+
 def _write_csv(path, kind, spectrum, conformer_spectra):
     import numpy as np
 
@@ -110,7 +146,9 @@ def _write_csv(path, kind, spectrum, conformer_spectra):
         columns += [spectrum.mean[name], spectrum.stderr[name]]
     for conformer, part in conformer_spectra.items():
         header += [f"{conformer}_{suffix}", f"{conformer}_stderr"]
-        columns += [part.mean[names[0]], part.stderr[names[0]]]
+        # a conformer with a shorter depth has a coarser grid: interpolated onto the total's
+        columns += [np.interp(spectrum.wavenumber, part.wavenumber, part.mean[names[0]]),
+                    np.interp(spectrum.wavenumber, part.wavenumber, part.stderr[names[0]])]
     np.savetxt(path, np.column_stack(columns), delimiter=",", header=",".join(header), comments="",
                fmt="%.8g")
 
@@ -120,7 +158,16 @@ def run(args):
     from nxplugin.analysis import spectra
     from nxplugin.analysis import timeseries as trajio
 
+    import os
+
+    from nxplugin.analysis.plots import auto_range
+
     kind = "raman" if args.raman else "ir"
+    if args.range and not args.range[0] < args.range[1]:
+        raise OptionError(f"--range {args.range[0]:g} {args.range[1]:g}: MIN must be below MAX (cm^-1)")
+    if args.harmonic and not os.path.isfile(args.harmonic):
+        raise OptionError(f"--harmonic {args.harmonic}: no such file (make it with: nxplugin harmonic "
+                          f"MODEL.npz --out {args.harmonic})")
     harmonic = trajio.read_harmonic_csv(args.harmonic) if args.harmonic else None
     if harmonic and kind == "raman":
         warnings.warn("--harmonic sticks are IR intensities (km/mol); not drawn on a Raman spectrum", stacklevel=2)
@@ -138,7 +185,7 @@ def run(args):
     name = "intensity" if kind == "ir" else "activity"
     print(f"{len(trajectories)} trajectories, {sum(t.n_frames for t in trajectories)} frames of "
           f"{timestep_fs:g} fs; {spectrum.n_samples} samples for the error bars")
-    conformer_spectra = {}
+    conformer_spectra, notes = {}, {}
     if args.conformers:
         indices, labels = _conformer_labels(args, trajectories)
         fractions = conformers.populations(labels, n_blocks=n_blocks)
@@ -148,9 +195,13 @@ def run(args):
             f"{c} {f:.3f} ± {e:.3f}" for c, (f, e) in fractions.items()) +
             f"; {transitions} transitions in {total_ps:g} ps")
         for code, conformer in enumerate(conformers.CONFORMERS):
-            conformer_spectra[conformer] = spectra.ensemble_spectrum(
-                series, masks=[label == code for label in labels], **options)
-    low, high = args.range or (0.0, float(spectrum.wavenumber[-1]))
+            part, note = _conformer_spectrum(conformer, series, [label == code for label in labels], options)
+            if note:
+                notes[conformer] = note
+                print(f"note: {note}")
+            if part is not None:
+                conformer_spectra[conformer] = part
+    low, high = args.range or auto_range(spectrum, name, harmonic)
     unit = "km/mol" if kind == "ir" else "Angstrom^4/amu"
     for label, part in [("all", spectrum)] + list(conformer_spectra.items()):
         integral = spectra.band_integral(part.wavenumber, part.mean[name], low, high)
@@ -163,8 +214,9 @@ def run(args):
         from nxplugin.analysis.plots import plot_spectrum
 
         plot_spectrum(spectrum, conformer_spectra=conformer_spectra, harmonic=harmonic,
-                      wavenumber_range=args.range, path=args.plot,
+                      wavenumber_range=(low, high), path=args.plot, notes=notes,
                       title=f"{kind.upper() if kind == 'ir' else 'Raman'} spectrum, {len(trajectories)} "
-                            f"trajectories, {args.qcf} correction, {args.window} window, depth {args.depth:g} fs")
+                            f"trajectories, quantum correction: {args.qcf}, {args.window} window, "
+                            f"depth {args.depth:g} fs")
         print(f"wrote {args.plot}")
     return 0
