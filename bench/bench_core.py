@@ -42,8 +42,8 @@ def time_calls(atoms, calc, geometries):
 
 
 def backends():
-    """``compiled`` settings to time: numpy always, the numba kernel when it is installed."""
-    return [False, True] if RPRModel().kernel_backend == "compiled" else [False]
+    """Kernel backends to time: numpy always, the compiled one when numba is installed."""
+    return ["numpy", "compiled"] if RPRModel().kernel_backend == "compiled" else ["numpy"]
 
 
 def main():
@@ -68,15 +68,15 @@ def main():
                                dipoles=train["dipoles"], polarizabilities=train["polarizabilities"])
         t_fit = time.perf_counter() - start
         print(f"N = {n}: training with search {t_fit:.1f} s")
-        for compiled in backends():
-            model.compiled = compiled
+        for kernel in backends():
+            model.kernel = kernel
             calc = RPRCalculator(model)
             t_calc = time_calls(base, calc, walk)
             start = time.perf_counter()
             for x in walk:
                 model.predict(x)
             t_pred = (time.perf_counter() - start) / len(walk)
-            print(f"  {'compiled' if compiled else 'numpy':>8}: RPRCalculator call {t_calc * 1e6:.0f} us "
+            print(f"  {kernel:>8}: RPRCalculator call {t_calc * 1e6:.0f} us "
                   f"(model.predict {t_pred * 1e6:.0f} us); GFN2-xTB / RPRCalculator = {t_xtb / t_calc:.1f}x")
             if calc.n_out_of_domain:
                 print(f"  {'':>8}  ({calc.n_out_of_domain} of {len(walk) + 1} timed geometries beyond the "

@@ -119,12 +119,13 @@ def cost_floor(model):
 def time_engine(model, n_replicas, replica_steps, engine, out, min_steps=20, **run):
     from nxplugin.md.dynamics import initial_conditions
     from nxplugin.md.ensemble import run_ensemble
+    from nxplugin.md.settings import MDSettings
 
     n_steps = max(replica_steps // n_replicas, min_steps)
     starts = initial_conditions(model, 2 * n_replicas, 300, seed=1)[::2]   # trans starts
     start = time.perf_counter()
-    run_ensemble(model, starts, out, n_steps=n_steps, timestep_fs=0.5, temperature_K=300, engine=engine,
-                 interval=2, thermostat="langevin", checkpoint_every=200, **run)
+    run_ensemble(model, starts, out, MDSettings(n_steps=n_steps, timestep_fs=0.5, temperature_K=300, interval=2),
+                 engine=engine, **run)
     return (time.perf_counter() - start) / (n_steps * n_replicas), n_steps
 
 
@@ -149,9 +150,8 @@ def main(argv=None):
           f"{'replica-steps/s':>16} {'x GFN2-xTB':>11}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         for n in (1, 10, 100):
-            for compiled in backends():
-                model.compiled = compiled
-                kernel = "compiled" if compiled else "numpy"
+            for kernel in backends():
+                model.kernel = kernel
                 for engine in ("ase", "batched"):
                     cost, n_steps = time_engine(model, n, args.replica_steps, engine,
                                                 os.path.join(tmp, f"{engine}{n}{kernel}"),
@@ -161,7 +161,7 @@ def main(argv=None):
                 cost = time_predict(model, n)
                 print(f"{n:8d} {kernel:>8} {'predict':>8} {'':6} {cost * 1e6:16.1f} {1 / cost:16.1f} "
                       f"{xtb / cost:11.1f}   (model.predict alone, batch of {n})")
-        model.compiled = None
+        model.kernel = "auto"
         if args.dask:
             from distributed import LocalCluster
             n, steps = 64, 500

@@ -20,6 +20,7 @@ from ase.constraints import FixCom
 from ase.md.langevin import Langevin
 
 from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.md.settings import MDSettings
 from nxplugin.model.modelfile import load_model
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
@@ -36,8 +37,8 @@ def main():
     atoms = initial_conditions(model, 1, 300.0, seed=0)[0]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_trajectory(model, atoms, os.path.join(tmp, "t.extxyz"), temperature_K=300.0, timestep_fs=0.5,
-                       n_steps=args.steps, interval=2, thermostat="langevin")
+        run_trajectory(model, atoms, os.path.join(tmp, "t.extxyz"),
+                       MDSettings(temperature_K=300.0, timestep_fs=0.5, n_steps=args.steps, interval=2))
         t_model = (time.perf_counter() - start) / args.steps
     xtb = atoms.copy()
     xtb.calc = TBLite(method="GFN2-xTB", verbosity=0)

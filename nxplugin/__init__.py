@@ -13,6 +13,8 @@ _LAZY = {
     "RPRModel": "nxplugin.model.estimator",
     "load_model": "nxplugin.model.modelfile",
     "save_model": "nxplugin.model.modelfile",
+    "shipped_model": "nxplugin.shipped",
+    "shipped_models": "nxplugin.shipped",
 }
 
 __all__ = sorted(_LAZY)

@@ -15,3 +15,7 @@ class ModelFileError(NxPluginError, ValueError):
 
 class DataFileError(NxPluginError, ValueError):
     """An input data or trajectory file that is missing fields, truncated or garbled."""
+
+
+class NotFittedError(NxPluginError, ValueError, AttributeError):
+    """A model used before ``fit`` (or ``load_model``), as scikit-learn's ``NotFittedError``."""

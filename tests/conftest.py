@@ -56,8 +56,7 @@ def sigkill_and_resume(cmd, out, n_traj, rng, attempts, pause):
     import subprocess
     import time
 
-    from nxplugin.md.dynamics import read_checkpoint
-    from nxplugin.md.ensemble import trajectory_path
+    from nxplugin.md.trajfile import read_checkpoint, trajectory_path
 
     kills = 0
     for attempt in range(attempts):

@@ -57,3 +57,13 @@ def test_populations_with_error_between_trajectories():
     blocks = conformers.populations(runs[:1], n_blocks=2)
     assert blocks["trans"] == pytest.approx((0.6, 0.4))
     assert np.isnan(conformers.populations(runs[:1])["trans"][1])
+
+
+def test_transitions_count_core_changes_not_barrier_recrossings_in_any_angle_range():
+    def transitions(phi):
+        return conformers.count_transitions(conformers.classify(phi))
+    path = [180, 175, 100, 70, 65, 130, 185, 300, 290, 181]          # degrees in [0, 360)
+    assert transitions(path) == 4
+    assert transitions([(p + 180) % 360 - 180 for p in path]) == 4    # the same path in (-180, 180]
+    assert transitions([180, 120, 178, 121, 180, 239, 182]) == 0       # recrossings of the band only
+    assert transitions([290, 68, 70]) == 0                             # gauche- to gauche+: one conformer

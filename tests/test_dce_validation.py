@@ -8,7 +8,8 @@ from ase import units
 from ase.vibrations import Vibrations
 
 from nxplugin.calculator import RPRCalculator
-from nxplugin.md.ensemble import BatchedDynamics
+from nxplugin.md.batched import BatchedDynamics
+from nxplugin.md.settings import MDSettings
 from nxplugin.analysis.harmonic import harmonic_ir, optimise
 from nxplugin.model.modelfile import load_model
 from nxplugin.reference.molecules import dce
@@ -44,7 +45,7 @@ def test_md_spectrum_at_50K_matches_harmonic_spectrum(tmp_path):
     positions, velocities = normal_mode_starts(trans, temperature, n_traj, np.random.default_rng(0), tmp_path)
     masses = trans.get_masses()
     dyn = BatchedDynamics(model, positions, velocities * masses[:, None], masses, [None] * n_traj,
-                          thermostat="nve", timestep_fs=dt, temperature_K=temperature)
+                          MDSettings(thermostat="nve", timestep_fs=dt, temperature_K=temperature))
     dipoles = [dyn.results["dipole"]]
     everyone = np.arange(n_traj)
     for _ in range(n_steps):

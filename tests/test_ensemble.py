@@ -15,7 +15,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from nxplugin.md import ensemble
 from conftest import sigkill_and_resume
 from nxplugin.cli import main
-from nxplugin.md.dynamics import initial_conditions, read_checkpoint, run_trajectory
+from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.md.settings import MDSettings
+from nxplugin.md.trajfile import TrajectoryFile, read_checkpoint, trajectory_path
 from nxplugin.model.modelfile import save_model
 from nxplugin.model.estimator import RPRModel
 
@@ -55,12 +57,12 @@ def test_format_frame_is_byte_identical_to_ase_write(polarizability):
 def test_batched_replicas_equal_the_ase_path(tmp_path, dce_model, thermostat):
     ids = [0, 2, 4]                                                  # even indices start from trans
     starts = initial_conditions(dce_model, 5, 300, seed=11)
-    options = dict(temperature_K=300, timestep_fs=0.5, n_steps=300, interval=3, thermostat=thermostat,
-                   friction_per_fs=0.02, taut_fs=20.0, seed=11, checkpoint_every=10)
-    summaries = ensemble.run_chunk(dce_model, [starts[k] for k in ids], ids, tmp_path / "batched", **options)
+    settings = MDSettings(temperature_K=300, timestep_fs=0.5, n_steps=300, interval=3, thermostat=thermostat,
+                          friction_per_fs=0.02, taut_fs=20.0, seed=11, checkpoint_every=10)
+    summaries = ensemble.run_chunk(dce_model, [starts[k] for k in ids], ids, tmp_path / "batched", settings)
     for k, summary in zip(ids, summaries):
         ref = tmp_path / f"ase_{k}.extxyz"
-        info = run_trajectory(dce_model, starts[k], ref, traj_id=k, **options)
+        info = run_trajectory(dce_model, starts[k], ref, settings, traj_id=k)
         a, b = ase.io.read(ref, ":"), ase.io.read(summary["path"], ":")
         assert len(a) == len(b) == 101 and summary["frames"] == info["frames"] == 101
         assert [f.info["time"] for f in a] == [f.info["time"] for f in b]
@@ -76,11 +78,11 @@ def test_batched_replicas_equal_the_ase_path(tmp_path, dce_model, thermostat):
 def test_a_chunk_killed_between_checkpoints_resumes_exactly(tmp_path, dce_model, monkeypatch):
     ids = [0, 2, 4, 6]
     starts = [initial_conditions(dce_model, 7, 300, seed=2)[k] for k in ids]
-    options = dict(temperature_K=300, timestep_fs=0.5, n_steps=120, interval=2, thermostat="langevin", seed=2,
-                   checkpoint_every=7)
-    ensemble.run_chunk(dce_model, starts, ids, tmp_path / "ref", **options)
+    settings = MDSettings(temperature_K=300, timestep_fs=0.5, n_steps=120, interval=2, thermostat="langevin", seed=2,
+                          checkpoint_every=7)
+    ensemble.run_chunk(dce_model, starts, ids, tmp_path / "ref", settings)
     calls = {"n": 0}
-    original = ensemble._TrajectoryFile.checkpoint
+    original = TrajectoryFile.checkpoint
 
     def dies_at_the_15th(self, *args, **kwargs):
         calls["n"] += 1
@@ -88,20 +90,20 @@ def test_a_chunk_killed_between_checkpoints_resumes_exactly(tmp_path, dce_model,
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ensemble._TrajectoryFile, "checkpoint", dies_at_the_15th)
+    monkeypatch.setattr(TrajectoryFile, "checkpoint", dies_at_the_15th)
     with pytest.raises(KeyboardInterrupt):
-        ensemble.run_chunk(dce_model, starts, ids, tmp_path / "run", **options)
-    monkeypatch.setattr(ensemble._TrajectoryFile, "checkpoint", original)
-    steps = [read_checkpoint(ensemble.trajectory_path(tmp_path / "run", k))["meta"]["step"] for k in ids]
+        ensemble.run_chunk(dce_model, starts, ids, tmp_path / "run", settings)
+    monkeypatch.setattr(TrajectoryFile, "checkpoint", original)
+    steps = [read_checkpoint(trajectory_path(tmp_path / "run", k))["meta"]["step"] for k in ids]
     assert len(set(steps)) == 2                                      # some replicas behind the others
-    ensemble.run_chunk(dce_model, starts, ids, tmp_path / "run", **options)
+    ensemble.run_chunk(dce_model, starts, ids, tmp_path / "run", settings)
     assert _read_all(tmp_path / "run") == _read_all(tmp_path / "ref")
 
 
 def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_file):
     from distributed import LocalCluster
 
-    args = ["md", "--model", str(model_file), "--time", "0.05", "--n-traj", "5", "--chunk-size", "2",
+    args = ["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--n-traj", "5", "--chunk-size", "2",
             "--temperature", "300", "--seed", "4", "--checkpoint-every", "10"]
     walls = {}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -121,7 +123,7 @@ def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_f
 
 
 def test_ensemble_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
-    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--model", str(model_file), "--time", "1.0",
+    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "4", "--chunk-size", "2", "--thermostat", "langevin", "--temperature", "300",
            "--interval", "2", "--checkpoint-every", "15", "--seed", "9"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
@@ -129,8 +131,8 @@ def test_ensemble_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_f
     kills = sigkill_and_resume(cmd, killed, 4, np.random.default_rng(1), attempts=8, pause=(0.8, 2.0))
     assert kills >= 1
     for k in range(4):
-        a = ase.io.read(ensemble.trajectory_path(ref, k), ":")
-        b = ase.io.read(ensemble.trajectory_path(killed, k), ":")
+        a = ase.io.read(trajectory_path(ref, k), ":")
+        b = ase.io.read(trajectory_path(killed, k), ":")
         assert [f.info["time"] for f in b] == [f.info["time"] for f in a] == list(np.arange(1001) * 1.0)
     assert _read_all(killed) == _read_all(ref)                       # byte-identical: nothing lost or duplicated
     print(f"{kills} kills; 4 x 1001 frames identical")
@@ -140,7 +142,7 @@ def test_out_of_domain_trajectories_are_reported_and_stopped(tmp_path, model_fil
     # the test model knows trans only: trajectory 1 starts from gauche, beyond its training data
     out = tmp_path / "md"
     with pytest.warns(UserWarning, match=r"trajectory 1, frame 0 \(t = 0.0 fs\) is beyond the training data"):
-        assert main(["md", "--model", str(model_file), "--time", "0.05", "--n-traj", "2", "--stop-on-ood",
+        assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--n-traj", "2", "--stop-on-ood",
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -152,7 +154,7 @@ def test_out_of_domain_trajectories_are_reported_and_stopped(tmp_path, model_fil
 
 
 def test_ensemble_cli_resume_skips_finished_and_rejects_bad_flags(tmp_path, model_file, capsys):
-    args = ["md", "--model", str(model_file), "--time", "0.02", "--n-traj", "3", "--out", str(tmp_path)]
+    args = ["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.02", "--n-traj", "3", "--out", str(tmp_path)]
     assert main(args + ["--engine", "ase", "--jobs", "2"]) == 0
     before = _read_all(tmp_path)
     assert main(args + ["--resume"]) == 0
@@ -168,14 +170,13 @@ def test_a_lost_dask_worker_loses_no_trajectory(tmp_path, dce_model):
     from distributed import Client, LocalCluster
 
     starts = initial_conditions(dce_model, 4, 300, seed=3)
-    options = dict(n_steps=600, timestep_fs=0.5, temperature_K=300, interval=2, seed=3, checkpoint_every=10,
-                   chunk_size=2)
-    ensemble.run_ensemble(dce_model, starts, tmp_path / "ref", **options)
+    settings = MDSettings(n_steps=600, timestep_fs=0.5, temperature_K=300, interval=2, seed=3, checkpoint_every=10)
+    ensemble.run_ensemble(dce_model, starts, tmp_path / "ref", settings, chunk_size=2)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
-        run = threading.Thread(target=ensemble.run_ensemble, args=(dce_model, starts, tmp_path / "dask"),
-                               kwargs=dict(options, scheduler=cluster.scheduler_address))
+        run = threading.Thread(target=ensemble.run_ensemble, args=(dce_model, starts, tmp_path / "dask", settings),
+                               kwargs=dict(chunk_size=2, scheduler=cluster.scheduler_address))
         run.start()
         first = tmp_path / "dask" / "traj_000.extxyz.ckpt.npz"
         while not (first.exists() and read_checkpoint(first.with_name("traj_000.extxyz"))["meta"]["step"] > 60):

@@ -40,11 +40,11 @@ def test_compiled_predictions_equal_numpy(dce_data, models, block, monkeypatch):
     for model in models:
         assert model.pair_permutations_.shape[0] in (1, 4)
         for pos in (x[0], x, far):
-            model.compiled = False
+            model.kernel = "numpy"
             want = model.predict(pos)
-            model.compiled = True
+            model.kernel = "compiled"
             got = model.predict(pos)
-            model.compiled = None
+            model.kernel = "auto"
             for key in want:
                 scale = np.max(np.abs(want[key])) + 1.0
                 np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-10 * scale, err_msg=key)
@@ -53,24 +53,51 @@ def test_compiled_predictions_equal_numpy(dce_data, models, block, monkeypatch):
 def test_unusable_numba_falls_back_to_numpy_with_a_warning(dce_data, dce_model, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "nxplugin.model.compiled", None)      # import fails, as a broken numba would
-    monkeypatch.setattr(dce_model, "compiled", None)
+    monkeypatch.setattr(dce_model, "kernel", "auto")
+    monkeypatch.delitem(dce_model.__dict__, "_evaluator", raising=False)
     with pytest.warns(UserWarning, match="numba is installed but cannot be used"):
         got = dce_model.predict(dce_data["positions"][0])
-    assert dce_model.compiled is False
+    assert dce_model.kernel_backend == "numpy"
     monkeypatch.setenv("NXPLUGIN_NUMBA", "0")
-    monkeypatch.setattr(dce_model, "compiled", None)
+    monkeypatch.delitem(dce_model.__dict__, "_evaluator")
     np.testing.assert_array_equal(dce_model.predict(dce_data["positions"][0])["forces"], got["forces"])
-    assert dce_model.compiled is False
+    assert dce_model.kernel_backend == "numpy"
 
 
 def test_pickled_model_leaves_derived_arrays_and_chooses_its_kernel_again(dce_data, dce_model, monkeypatch):
     import pickle
-    monkeypatch.setattr(dce_model, "compiled", True)
+    monkeypatch.setattr(dce_model, "kernel", "compiled")
     dce_model.predict(dce_data["positions"][0])
-    assert dce_model._cache
+    assert "_evaluator" in dce_model.__dict__
+    monkeypatch.setattr(dce_model, "kernel", "auto")
     copy = pickle.loads(pickle.dumps(dce_model))
-    assert "_cache" not in copy.__dict__ and copy.compiled is None
+    assert "_evaluator" not in copy.__dict__ and copy.kernel == "auto"
     np.testing.assert_allclose(copy.predict(dce_data["positions"][0])["forces"],
                                dce_model.predict(dce_data["positions"][0])["forces"], rtol=0, atol=1e-12)
-    monkeypatch.setattr(dce_model, "compiled", False)          # an explicit opt-out travels
-    assert pickle.loads(pickle.dumps(dce_model)).compiled is False
+    monkeypatch.setattr(dce_model, "kernel", "numpy")          # an explicit choice travels
+    assert pickle.loads(pickle.dumps(dce_model)).kernel_backend == "numpy"
+
+
+def test_prediction_runs_blas_single_threaded_whatever_the_environment(dce_data, dce_model):
+    from threadpoolctl import ThreadpoolController, threadpool_info
+
+    from nxplugin.model import kernelsums
+    seen = []
+    original = kernelsums.KernelSums._sums
+
+    def spy(self, images, grad):
+        seen.append({lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return original(self, images, grad)
+
+    controller = ThreadpoolController()
+    with controller.limit(limits=2, user_api="blas"), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernelsums.KernelSums, "_sums", spy)
+        dce_model.__dict__.pop("_evaluator", None)
+        dce_model.predict(dce_data["positions"][:3])
+        after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+        dce_model.blas_threads = None                          # the user's choice: leave the environment
+        dce_model.predict(dce_data["positions"][:3])
+        dce_model.blas_threads = 1
+    assert seen[0] and set(seen[0].values()) == {1}           # inside the hot path: one thread
+    assert set(after.values()) == {2}                          # restored outside it
+    assert set(seen[1].values()) == {2}

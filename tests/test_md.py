@@ -10,6 +10,7 @@ from ase import units
 from conftest import sigkill_and_resume
 from nxplugin.cli import main
 from nxplugin.md.dynamics import initial_conditions, run_trajectory
+from nxplugin.md.settings import MDSettings
 from nxplugin.model.modelfile import save_model
 
 
@@ -22,7 +23,7 @@ def model_file(tmp_path_factory, dce_model):
 
 def test_md_frames_have_fields_in_ase_units(tmp_path, model_file, dce_model):
     out = tmp_path / "md"
-    assert main(["md", "--model", str(model_file), "--time", "0.05", "--timestep", "0.5", "--n-traj", "1",
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--timestep", "0.5", "--n-traj", "1",
                  "--thermostat", "nve", "--temperature", "200", "--out", str(out)]) == 0
     frames = ase.io.read(out / "traj_000.extxyz", ":")
     assert len(frames) == 51                                   # 100 steps, every 2nd step, with t = 0
@@ -48,8 +49,8 @@ def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
     from nxplugin.model.modelfile import load_model
     model = load_model(SHIPPED)
     atoms = initial_conditions(model, 1, 400, seed=1)[0]
-    info = run_trajectory(model, atoms, tmp_path / "t.extxyz", temperature_K=400, timestep_fs=0.5,
-                          n_steps=8000, interval=4, thermostat="langevin", friction_per_fs=0.05)
+    info = run_trajectory(model, atoms, tmp_path / "t.extxyz", MDSettings(
+        temperature_K=400, timestep_fs=0.5, n_steps=8000, interval=4, thermostat="langevin", friction_per_fs=0.05))
     frames = ase.io.read(tmp_path / "t.extxyz", "400:")         # after 0.8 ps
     # 8 atoms with the centre of mass fixed: 3N - 3 = 21 degrees of freedom
     temps = [2 * f.get_kinetic_energy() / (21 * units.kB) for f in frames]
@@ -59,13 +60,13 @@ def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
 
 def test_bussi_runs(tmp_path, dce_model):
     atoms = initial_conditions(dce_model, 1, 300, seed=2)[0]
-    run_trajectory(dce_model, atoms, tmp_path / "b.extxyz", temperature_K=300, timestep_fs=0.5, n_steps=200,
-                   thermostat="bussi", taut_fs=20)
+    run_trajectory(dce_model, atoms, tmp_path / "b.extxyz", MDSettings(temperature_K=300, timestep_fs=0.5,
+                                                                     n_steps=200, thermostat="bussi", taut_fs=20))
     assert len(ase.io.read(tmp_path / "b.extxyz", ":")) == 201
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
-    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--model", str(model_file), "--time", "1.0",
+    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "1", "--thermostat", "langevin", "--temperature", "300", "--interval", "2",
            "--checkpoint-every", "20", "--seed", "5"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
@@ -82,7 +83,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
 
 
 def test_md_rejects_bad_arguments(tmp_path, model_file, capsys):
-    assert main(["md", "--model", str(model_file), "--timestep", "-1", "--out", str(tmp_path)]) == 2
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--timestep", "-1", "--out", str(tmp_path)]) == 2
     assert "--timestep" in capsys.readouterr().err
-    assert main(["md", "--model", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
     assert "no such model file" in capsys.readouterr().err

@@ -155,3 +155,18 @@ def test_persistent_mode_serves_steps_and_errors(tmp_path, model_path, capsys):
     server.join(timeout=10)
     assert not server.is_alive() and not os.path.exists(socket_path)
     assert len((tmp_path / "RESULTS" / "nxplugin-dipoles.dat").read_text().splitlines()) == 4 + 2
+
+
+def test_serve_command_exits_cleanly_on_sigterm_and_removes_its_socket(tmp_path, model_path):
+    import signal
+    import time
+    socket_path = tmp_path / "s.sock"
+    server = subprocess.Popen([sys.executable, "-m", "nxplugin.cli", "newtonx", "serve", "--model", model_path,
+                               "--socket", str(socket_path)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not socket_path.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    assert socket_path.exists()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0, server.stderr.read()
+    assert not socket_path.exists()

@@ -7,6 +7,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read
 
 from nxplugin.reference import engines
+from nxplugin.md.trajfile import TrajectoryFile, read_checkpoint
 from nxplugin.reference import sampling
 from nxplugin.errors import DataFileError
 from nxplugin.reference.molecules import DCE_DIHEDRAL, dce
@@ -14,7 +15,7 @@ from nxplugin.reference.molecules import DCE_DIHEDRAL, dce
 tblite = pytest.importorskip("tblite.interface")
 
 TINY = dict(conformers=("gauche",), temperatures_K=(500.0,), n_traj=2, n_frames=4, stride=4,
-            timestep_fs=0.5, equilibration_fs=5.0, seed=7, progress=False)
+            timestep_fs=0.5, equilibration_fs=5.0, seed=7)
 
 
 def gfn2(atoms):
@@ -46,12 +47,6 @@ def test_dce_rejects_unknown_conformer():
         dce("cis")
 
 
-def test_torsion_transitions_counts_basin_changes_not_barrier_recrossings():
-    assert sampling.torsion_transitions([180, 175, 100, 70, 65, 130, 185, 300, 290, 181]) == 4
-    assert sampling.torsion_transitions([180, 120, 178, 121, 180, 239, 182]) == 0
-    assert sampling.torsion_transitions([-70 % 360, 68, 70]) == 1
-
-
 class Springs(Calculator):
     """Toy potential: every atom tied to its start position by a spring (eV/Angstrom**2)."""
 
@@ -69,13 +64,14 @@ class Springs(Calculator):
 
 def test_langevin_with_fixcom_reaches_its_temperature():
     from ase import Atoms
+    from ase.md.velocitydistribution import thermalize_momenta
 
     rng = np.random.default_rng(0)
     atoms = Atoms("C8Cl8H16", positions=rng.uniform(0, 6, (32, 3)))
     atoms.calc = Springs()
     dyn = sampling.langevin_dynamics(atoms, temperature_K=400.0, timestep_fs=2.0,
                                      friction_per_fs=0.05, rng=rng)
-    sampling._thermalize(atoms, 400.0, rng)
+    thermalize_momenta(atoms, 400.0, rng=rng)
     dyn.run(100)
     temperatures = []
     for _ in range(1500):
@@ -121,8 +117,8 @@ def test_sample_labels_are_gfn2_results_at_the_stored_geometry(tmp_path):
     assert [f.info["traj_id"] for f in frames] == [0] * 4 + [1] * 4
     frame = frames[5]
     assert frame.info["temperature_K"] == 500.0
-    assert frame.info["time_fs"] == pytest.approx(5.0 + 2 * 4 * 0.5)
-    assert frame.info["dihedral"] == pytest.approx(frame.get_dihedral(*DCE_DIHEDRAL), abs=1e-4)
+    assert frame.info["time"] == pytest.approx(5.0 + 2 * 4 * 0.5)
+    assert frame.info["dihedral"] % 360 == pytest.approx(frame.get_dihedral(*DCE_DIHEDRAL), abs=1e-4)
     reference = gfn2(frame)
     assert frame.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-5)
     # tblite's default SCF accuracy leaves ~2e-4 eV/Angstrom between restarted and fresh SCF.
@@ -138,7 +134,7 @@ class Killed(Exception):
 
 
 def _kill_after(monkeypatch, name, calls):
-    original = getattr(sampling, name)
+    original = getattr(TrajectoryFile, name)
     count = {"n": 0}
 
     def dying(*args, **kwargs):
@@ -147,10 +143,10 @@ def _kill_after(monkeypatch, name, calls):
             raise Killed
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(sampling, name, dying)
+    monkeypatch.setattr(TrajectoryFile, name, dying)
 
 
-@pytest.mark.parametrize("where", ["_append_record", "_save_checkpoint"])
+@pytest.mark.parametrize("where", ["write", "checkpoint"])
 def test_killed_run_resumes_to_the_same_frames(tmp_path, monkeypatch, where):
     reference = tmp_path / "ref.extxyz"
     sampling.sample(reference, **TINY)
@@ -159,30 +155,30 @@ def test_killed_run_resumes_to_the_same_frames(tmp_path, monkeypatch, where):
         _kill_after(patch, where, 5)  # dies inside trajectory 1, frame 1 (written or not)
         with pytest.raises(Killed):
             sampling.sample(out, **TINY)
-    with open(out, "a") as handle:  # and a record cut in half by the kill
+    assert not os.path.exists(out)                  # nothing half-done where the output goes
+    with open(tmp_path / "run.extxyz.work" / "traj_0001.extxyz", "a") as handle:   # a record cut in half
         handle.write("8\nProperties=species:S:1:pos:R:3 traj_id=1 frame=3\nC 0.0 0.0")
     with pytest.raises(FileExistsError, match="resume"):
         sampling.sample(out, **TINY)
     with pytest.raises(DataFileError, match="n_frames"):
         sampling.sample(out, resume=True, **{**TINY, "n_frames": 5})
-    with pytest.warns(UserWarning, match="dropping"):
-        sampling.sample(out, resume=True, **TINY)
+    sampling.sample(out, resume=True, **TINY)
     expected, resumed = read(reference, index=":"), read(out, index=":")
     assert [(f.info["traj_id"], f.info["frame"]) for f in resumed] == \
         [(f.info["traj_id"], f.info["frame"]) for f in expected]
     for a, b in zip(expected, resumed):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-5)
-    assert not os.path.exists(f"{out}.checkpoint")
+    assert not os.path.exists(f"{out}.work")
 
 
 def test_checkpoint_has_no_pickled_content(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
-        _kill_after(patch, "_append_record", 2)
+        _kill_after(patch, "write", 2)
         with pytest.raises(Killed):
             sampling.sample(tmp_path / "c", **TINY)
-    state = sampling._load_checkpoint(tmp_path / "c" / "frames.extxyz.checkpoint" / "traj_0000.npz")
-    assert state["n_frames"] == 2 and state["positions"].shape == (8, 3)
-    assert state["rng_state"]["bit_generator"] == "PCG64"
+    state = read_checkpoint(tmp_path / "c" / "frames.extxyz.work" / "traj_0000.extxyz")
+    assert state["meta"]["frames"] == 2 and state["positions"].shape == (8, 3)
+    assert state["meta"]["rng"]["bit_generator"] == "PCG64"
 
 
 def test_sample_validates_before_running(tmp_path):

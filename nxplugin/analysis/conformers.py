@@ -7,7 +7,8 @@ so that vibrations around the barrier do not count as transitions: with the boun
 and margin ``m`` (30 deg), ``|phi| >= b + m`` is the trans core, ``|phi| <= b - m`` the gauche core,
 and a frame in between keeps the label of the last core visited (frames before any core visit are
 labelled by ``|phi| > b``). A transition is a change of label, i.e. a passage from one core to the other.
-Gauche+ and gauche- (mirror images) are one conformer.
+Gauche+ and gauche- (mirror images) are one conformer. This is nxplugin's one definition of
+conformers and torsion transitions (sampling summaries and spectra use it).
 """
 import numpy as np
 
@@ -84,6 +85,7 @@ def classify(dihedral_deg, *, boundary_deg=120.0, margin_deg=30.0):
     Parameters
     ----------
     dihedral_deg : array-like of shape (n_frames,), degrees
+        Any range (wrapped to (-180, 180] first).
     boundary_deg : float, default=120.0, degrees
     margin_deg : float, default=30.0, degrees
         Half-width of the band around the boundary where frames keep their last core label; 0 gives a
@@ -93,7 +95,7 @@ def classify(dihedral_deg, *, boundary_deg=120.0, margin_deg=30.0):
     -------
     ndarray of int of shape (n_frames,)
     """
-    magnitude = np.abs(np.asarray(dihedral_deg, dtype=float))
+    magnitude = np.abs(180.0 - np.mod(180.0 - np.asarray(dihedral_deg, dtype=float), 360.0))
     core = np.full(len(magnitude), -1)
     core[magnitude >= boundary_deg + margin_deg] = TRANS
     core[magnitude <= boundary_deg - margin_deg] = GAUCHE

@@ -1,17 +1,21 @@
 """Harmonic IR spectra: optimise a geometry with any ASE calculator, then ``ase.vibrations.Infrared``.
 
-Units: wavenumbers cm^-1, intensities km/mol (ASE's (D/Angstrom)^2/amu times its km/mol factor),
-forces eV/Angstrom, displacement Angstrom.
+Units: wavenumbers cm^-1, intensities km/mol (ASE's (D/Angstrom)^2/amu converted with the one IR
+constant of :mod:`nxplugin.analysis.spectra`, so sticks and MD bands share it), forces eV/Angstrom,
+displacement Angstrom.
 """
 import os
 import tempfile
 
 import numpy as np
+from ase import units
 from ase.optimize import BFGS
 from ase.vibrations import Infrared
 
-#: ASE's conversion from (D/Angstrom)^2/amu to km/mol (``Infrared.intensity_prefactor('km/mol')``).
-KM_MOL_PER_D2_A2_AMU = 42.255
+from nxplugin.analysis.spectra import IR_INTENSITY_KM_PER_MOL
+
+#: km/mol per (D/Angstrom)^2/amu, ASE's intensity unit (42.256)
+KM_MOL_PER_D2_A2_AMU = IR_INTENSITY_KM_PER_MOL * units.Debye**2
 
 
 def optimise(atoms, calc, *, fmax=1e-4, steps=2000):

@@ -1,4 +1,4 @@
-"""Argument types that check ranges, and the shipped default model, shared by the commands.
+"""Argument types that check ranges, the model option and the --out check, shared by the commands.
 
 argparse calls a type with the text of the option and reports an ``argparse.ArgumentTypeError`` as
 ``argument --dt: must be > 0 fs (got 0)``: the option is named by argparse, the allowed range and
@@ -10,12 +10,8 @@ file is written.
 import argparse
 import math
 import os
-import sys
 
 from nxplugin.errors import NxPluginError
-
-DEFAULT_MODEL = os.path.join("calculators", "dce-gfn2xtb", "model.npz")
-
 
 class OptionError(NxPluginError, ValueError):
     """Options that are each valid but do not fit together or with the files (e.g. --out exists)."""
@@ -77,25 +73,17 @@ def int_at_least(low, unit=""):
     return _number(int, unit, low=low, name="integer")
 
 
-def default_model_path():
-    """The shipped DCE model: in the source tree, or where pip installed its data files."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for root in (here, os.path.join(sys.prefix, "share", "nxplugin")):
-        path = os.path.join(root, DEFAULT_MODEL)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"the shipped model {DEFAULT_MODEL} is not installed; give --model MODEL.npz")
-
-
-MODEL_HELP = "model file (.npz; default: the shipped DCE GFN2-xTB model)"
+MODEL_HELP = "model file or shipped model name (default: dce-gfn2xtb, the shipped DCE model)"
 
 
 def model_path(value):
-    """``value``, or the shipped model when the option was not given."""
-    return value or default_model_path()
+    """The model file for ``value`` (a path or a shipped model's name; None: the shipped default)."""
+    from nxplugin.shipped import model_path as shipped_model_path
+    return shipped_model_path(value)
 
 
-def refuse_existing_run(out, resume, *, markers=("summary.json",), patterns=("traj_",)):
+def refuse_existing_run(out, resume, *, markers=("summary.json", "populations.json", "equilibration"),
+                        patterns=("traj_",)):
     """Raise :class:`OptionError` when ``out`` already holds a run and ``resume`` is false.
 
     A run is recognised by any of ``markers`` (file names) or files starting with ``patterns``.

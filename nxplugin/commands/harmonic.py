@@ -9,7 +9,7 @@ from nxplugin.commands._options import MODEL_HELP, model_path, positive_float
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL.npz", nargs="?", help=MODEL_HELP)
+    parser.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
     parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
     parser.add_argument("--fmax", type=positive_float("eV/Angstrom"), default=1e-4, metavar="EV/A",
                         help="optimisation threshold, eV/Angstrom (default 1e-4)")

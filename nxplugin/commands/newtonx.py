@@ -26,7 +26,7 @@ def add_arguments(parser):
                           description="Run in Newton-X's TEMP/: reads geom (bohr) and control.d, writes epot "
                           "(Hartree), grad and grad.all (Hartree/bohr); appends the dipole (e*bohr) to "
                           "RESULTS/nxplugin-dipoles.dat.")
-    step.add_argument("--model", metavar="MODEL.npz", help=MODEL_HELP)
+    step.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     step.add_argument("--directory", default=".", help="Newton-X TEMP/ folder (default: current folder)")
     step.add_argument("--results", default=None,
                       help="folder of the dipole side file (default: DIRECTORY/../RESULTS)")
@@ -37,7 +37,7 @@ def add_arguments(parser):
     serve = sub.add_parser("serve", help="persistent mode: keep the model loaded for 'step --socket' calls",
                            description="Keep the model loaded and serve 'nxplugin newtonx step --socket PATH' "
                            "calls over a Unix socket, one at a time. Stop with Ctrl-C or SIGTERM.")
-    serve.add_argument("--model", metavar="MODEL.npz", help=MODEL_HELP)
+    serve.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     serve.add_argument("--socket", required=True, help="Unix socket path to create")
 
     setup = sub.add_parser("setup", help="write a Newton-X CS trajectory folder for an nxplugin model",
@@ -45,7 +45,7 @@ def add_arguments(parser):
                            "colib_perl-entry.txt for a ground-state Newton-X CS run with an nxplugin model.")
     setup.add_argument("geometry", help="initial geometry: any ase-readable file (Angstrom), e.g. an MD trajectory")
     setup.add_argument("--frame", default="-1", help="frame of GEOMETRY to start from (ase index; default -1, the last)")
-    setup.add_argument("--model", metavar="MODEL.npz", help=MODEL_HELP)
+    setup.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     setup.add_argument("-o", "--output", required=True, help="trajectory folder to create")
     setup.add_argument("--temperature", type=nonnegative_float("K"), default=300.0, metavar="K",
                        help="temperature of the initial Maxwell-Boltzmann velocities, K >= 0 (default 300)")
@@ -99,10 +99,14 @@ def run(args):
         from nxplugin.newtonx.interface import run_step, serve
 
         if args.newtonx_command == "serve":
+            import signal
+            import sys
+            # SIGTERM (a job scheduler's stop) -> SystemExit: serve's cleanup runs, the socket file goes
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
             serve(load_model(model_path(args.model)), args.socket)
             return 0
         model = load_model(model_path(args.model))
-        model.compiled = False      # one prediction per process: the numpy sums beat loading numba (~0.8 s)
+        model.kernel = "numpy"        # one prediction per process: the numpy sums beat loading numba (~0.8 s)
         run_step(model, args.directory, results_dir=args.results)
         return 0
 

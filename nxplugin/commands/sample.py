@@ -2,8 +2,8 @@
 gauche minima, frames labelled with energy (eV), forces (eV/Angstrom), dipole (e*Angstrom) and
 optionally the static polarizability (Angstrom**3), by GFN2-xTB (tblite) or PySCF.
 
-Output is extxyz readable by ase.io.read; info keys: dihedral (Cl-C-C-Cl, degrees), traj_id,
-frame, time_fs, temperature_K, conformer, polarizability. A killed run continues with --resume.
+Output is extxyz readable by ase.io.read; info keys: dihedral (Cl-C-C-Cl, degrees in (-180, 180]), traj_id,
+frame, time (fs), temperature_K, conformer, polarizability. A killed run continues with --resume.
 
 example:
   nxplugin sample --out train.extxyz.gz --temperatures 300 400 500 600 --n-traj 4 \\
@@ -42,15 +42,22 @@ def add_arguments(parser):
 
 
 def run(args):
+    from tqdm import tqdm
+
     from nxplugin.reference.sampling import sample
 
     start = time.perf_counter()
-    table = sample(args.out, conformers=args.conformers, temperatures_K=args.temperatures,
-                   n_traj=args.n_traj, n_frames=args.n_frames, stride=args.stride,
-                   timestep_fs=args.timestep, equilibration_fs=args.equilibration,
-                   friction_per_fs=args.friction, seed=args.seed,
-                   polarizability=args.polarizability, engine=args.engine, method=args.method,
-                   resume=args.resume, progress=not args.quiet)
+    with tqdm(unit="frame", desc="sample", disable=True if args.quiet else None) as bar:
+        def progress(frames, total):
+            bar.total = total
+            bar.update(frames)
+
+        table = sample(args.out, conformers=args.conformers, temperatures_K=args.temperatures,
+                       n_traj=args.n_traj, n_frames=args.n_frames, stride=args.stride,
+                       timestep_fs=args.timestep, equilibration_fs=args.equilibration,
+                       friction_per_fs=args.friction, seed=args.seed,
+                       polarizability=args.polarizability, engine=args.engine, method=args.method,
+                       resume=args.resume, progress=progress)
     print(f"{'traj':>4} {'start':>7} {'T/K':>6} {'frames':>6} {'transitions':>11}")
     for row in table:
         print(f"{row['traj_id']:>4} {row['conformer']:>7} {row['temperature_K']:>6.0f} "

@@ -16,8 +16,9 @@ that RPR is compared against; it is not covariant).
 """
 import numpy as np
 
+from nxplugin.errors import GeometryError, NotFittedError
 from nxplugin.model import descriptors, kernels, molframe
-from nxplugin.errors import GeometryError
+from nxplugin.model.kernelsums import KernelSums, resolve_backend
 
 FRAMES = ("eckart", "inertia", "lab")
 GROUPS = {"energy": slice(0, 1), "dipole": slice(1, 4), "polarizability": slice(4, 10)}
@@ -26,7 +27,6 @@ MIN_DISTANCE = 0.5  # Angstrom; closer atoms are rejected as overlapping
 SIGMA_FACTORS = np.geomspace(0.1, 10.0, 15)
 LAMBDAS = np.geomspace(1e-10, 1e-2, 17)
 REFINE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25)
-NUMPY_CHUNK = 1 << 16   # kernel values per numpy pass (512 kB arrays: within L2)
 
 
 class RPRModel:
@@ -56,14 +56,41 @@ class RPRModel:
         equilibrium geometry (:func:`nxplugin.model.descriptors.symmetry_pair_permutations`), which makes the
         energy exactly invariant to them: near-degenerate normal modes of different symmetry
         (the C-H stretches of trans-DCE, 3 cm^-1 apart) then cannot mix.
+    kernel : {"auto", "numpy", "compiled"}, default="auto"
+        Who evaluates the kernel sums at prediction (:mod:`nxplugin.model.kernelsums`): the compiled
+        ones (numba) when installed, or numpy; the two agree to round-off. Not stored in model files.
+    blas_threads : int or None, default=1
+        BLAS threads for prediction's small matrix products; None leaves the environment's setting
+        (more threads only slow these products down, and on a busy node by 100x).
+
+    Attributes
+    ----------
+    numbers_ : ndarray of int of shape (n_atoms,)
+        Atomic numbers, in the model's atom order.
+    masses_ : ndarray of shape (n_atoms,), amu
+    reference_ : ndarray of shape (n_atoms, 3), Angstrom
+        Equilibrium geometry, centred at its centre of mass (descriptor and frame reference).
+    reference_distances_ : ndarray of shape (n_pairs,), Angstrom
+    pair_permutations_ : ndarray of int of shape (n_images, n_pairs)
+        Symmetry relabellings the energy kernel averages over (row 0: identity).
+    charges_ : ndarray of shape (n_atoms,), e
+        Point charges of the dipole baseline (zeros without ``charges``).
+    train_descriptors_ : ndarray of shape (n_train, n_pairs)
+        Training descriptors minus 1.
+    coef_ : ndarray of shape (n_train, n_columns)
+        Dual coefficients (energy, 3 dipole and 6 polarizability columns, in standardised units).
+    offset_ : ndarray of shape (n_columns,)
+        Column means added back to the predictions.
+    outputs_ : tuple of str
+        Output groups learned (``"energy"``, ``"dipole"``, optionally ``"polarizability"``).
+    hyperparameters_ : dict
+        Per group: the ``sigma`` and ``lam`` used, and search diagnostics.
+    ood_scale_ : float
+        Descriptor distance that an ``ood_score`` of 1 stands for.
     """
 
-    #: Use the compiled kernel sums (:mod:`nxplugin.model.compiled`): None decides at the first prediction
-    #: (True when numba is installed), False forces numpy (a one-step process need not import numba).
-    compiled = None
-
     def __init__(self, *, frame="eckart", charges=True, symmetrize=True, sigma=None, lam=None, n_search=1500,
-                 random_state=0):
+                 random_state=0, kernel="auto", blas_threads=1):
         self.frame = frame
         self.charges = charges
         self.symmetrize = symmetrize
@@ -71,6 +98,8 @@ class RPRModel:
         self.lam = lam
         self.n_search = n_search
         self.random_state = random_state
+        self.kernel = kernel
+        self.blas_threads = blas_threads
 
     # ------------------------------------------------------------------ fitting
     def fit(self, numbers, positions, *, energies=None, dipoles=None, polarizabilities=None,
@@ -142,7 +171,7 @@ class RPRModel:
             scale[GROUPS[g]] = max(np.std(y[:, GROUPS[g]] - self.offset_[GROUPS[g]]), 1e-12)
         ys = (y - self.offset_) / scale
 
-        self._cache = {}
+        self.__dict__.pop("_evaluator", None)       # derived arrays of an earlier fit
         self.hyperparameters_ = self._choose(x, ys, progress)
         d2 = kernels.invariant_squared_distances(x, x, self.pair_permutations_)
         coef = np.empty_like(y)
@@ -257,7 +286,7 @@ class RPRModel:
             Leading dimension dropped for a single geometry.
         """
         if not hasattr(self, "coef_"):
-            raise RuntimeError("this RPRModel is not fitted yet: call fit() or nxplugin.load_model()")
+            raise NotFittedError("this RPRModel is not fitted yet: call fit() or nxplugin.load_model() first")
         pos = np.asarray(positions, dtype=float)
         single = pos.ndim == 2
         pos = pos.reshape(-1, len(self.numbers_), 3)
@@ -287,99 +316,34 @@ class RPRModel:
             out = {key: value[0] for key, value in out.items()}
         return out
 
-    def _kernel_sums(self, images, grad):
-        """Sums over the training set, per molecule ``i``, image ``s`` and training point ``j``.
-
-        Returns ``wsum[i, s] = sum_j c_j k_ijs`` and ``wt[i, s] = sum_j c_j k_ijs t_j`` (energy
-        coefficients and width; zeros without ``grad``), ``values[i]``: the dipole and polarizability
-        columns from image 0 with their own widths, and ``d2min[i]``: image 0's smallest squared
-        distance to the training set. Compiled (:mod:`nxplugin.model.compiled`) when numba is available
-        and :attr:`compiled` is not False, numpy otherwise; the two agree to round-off (tested).
-        """
-        n, n_img, n_feat = images.shape
-        coef = self._coefficients
-        groups = self.outputs_[1:]
-        if self.kernel_backend == "compiled":
-            from nxplugin.model import compiled as fastkernel
-            wsum, wt, values, d2min = fastkernel.kernel_sums(
-                images.reshape(n * n_img, n_feat), n_img, self._train, self._train_sq, coef["energy"],
-                *self._compiled_widths, grad)
-            return wsum.reshape(n, n_img), wt.reshape(n, n_img, n_feat), values, d2min
-        if n * n_img * len(self._train) > NUMPY_CHUNK and n > 1:     # keep the arrays in cache
-            step = max(1, NUMPY_CHUNK // (n_img * len(self._train)))
-            parts = [self._kernel_sums(images[i:i + step], grad) for i in range(0, n, step)]
-            return tuple(np.concatenate(p) for p in zip(*parts))
-        sigmas = [self.hyperparameters_[g]["sigma"] for g in ("energy", *groups)]
-        d2 = kernels.squared_distances(images.reshape(n * n_img, n_feat), self._train, self._train_sq,
-                                       self._train_t).reshape(n, n_img, -1)
-        k = kernels.gaussian(d2, sigmas[0])
-        wsum = k @ coef["energy"]                                    # BLAS, not a strided sum
-        wt = np.zeros(images.shape)
-        if grad:
-            k *= coef["energy"]
-            wt = (k.reshape(n * n_img, -1) @ self._train).reshape(images.shape)
-        values = [kernels.gaussian(d2[:, 0], s) @ coef[g] for g, s in zip(groups, sigmas[1:])]
-        return wsum, wt, np.hstack(values) if values else np.zeros((n, 0)), d2[:, 0].min(axis=1)
+    @property
+    def _kernel_sums(self):
+        """The :class:`KernelSums` of the fitted arrays, built at first use (and again after a refit,
+        or when ``kernel`` or ``blas_threads`` changed)."""
+        key = (self.kernel, self.blas_threads, id(self.coef_))
+        cached = self.__dict__.get("_evaluator")
+        if cached is None or cached[0] != key:
+            groups = [(g, GROUPS[g], self.hyperparameters_[g]["sigma"]) for g in self.outputs_[1:]]
+            sums = KernelSums(self.train_descriptors_, self.coef_[:, :GROUPS[self.outputs_[-1]].stop],
+                              [(g, slice(cols.start, cols.stop), sigma) for g, cols, sigma in groups],
+                              self.hyperparameters_["energy"]["sigma"], kernel=self.kernel,
+                              blas_threads=self.blas_threads)
+            cached = self.__dict__["_evaluator"] = (key, sums)
+        return cached[1]
 
     def __getstate__(self):
-        # sent to joblib/Dask workers without the derived arrays, which each process rebuilds; the
-        # compiled kernel is chosen again where numba is installed, unless switched off here
+        # sent to joblib/Dask workers without the derived arrays, which each process rebuilds
+        # (with kernel="auto", a worker takes the compiled sums where it has numba)
         state = dict(self.__dict__)
-        state.pop("_cache", None)
-        if state.get("compiled") is not False:
-            state.pop("compiled", None)
+        state.pop("_evaluator", None)
         return state
-
-    def _cached(self, name, make):
-        """Arrays derived from the fitted ones once, for the hot path (dropped on refit or load)."""
-        cache = self.__dict__.setdefault("_cache", {})
-        if name not in cache:
-            cache[name] = make()
-        return cache[name]
-
-    @property
-    def _coefficients(self):
-        """Contiguous coefficient arrays per output group: matmul on a strided column view of
-        ``coef_`` skips BLAS and costs several times more on the MD hot path."""
-        def make():
-            out = {g: np.ascontiguousarray(self.coef_[:, GROUPS[g]]) for g in self.outputs_}
-            out["energy"] = out["energy"][:, 0]
-            return out
-        return self._cached("coef", make)
-
-    @property
-    def _coef_t(self):
-        return self._cached("coef_t", lambda: np.ascontiguousarray(self.coef_[:, 1:].T))
-
-    @property
-    def _compiled_widths(self):
-        """``1/(2 sigma_energy**2)``, the other columns' coefficients, width group per column and
-        ``1/(2 sigma**2)`` per group: the width arguments of :func:`nxplugin.model.compiled.kernel_sums`."""
-        def make():
-            groups = self.outputs_[1:]
-            col_group = np.concatenate([np.full(GROUPS[g].stop - GROUPS[g].start, i) for i, g in enumerate(groups)])
-            inv = 0.5 / np.array([self.hyperparameters_[g]["sigma"] for g in ("energy", *groups)]) ** 2
-            return inv[0], self._coef_t, col_group.astype(np.int64), inv[1:]
-        return self._cached("compiled_widths", make)
-
-    @property
-    def _train(self):
-        return self._cached("train", lambda: np.ascontiguousarray(self.train_descriptors_))
-
-    @property
-    def _train_sq(self):
-        return self._cached("train_sq", lambda: np.einsum("ij,ij->i", self._train, self._train))
-
-    @property
-    def _train_t(self):
-        return self._cached("train_t", lambda: np.ascontiguousarray(self.train_descriptors_.T))
 
     @property
     def kernel_backend(self):
-        """``"compiled"`` or ``"numpy"``: how this process evaluates the kernel sums (see :attr:`compiled`)."""
-        if self.compiled is None:
-            self.compiled = _numba_available()
-        return "compiled" if self.compiled else "numpy"
+        """``"compiled"`` or ``"numpy"``: what evaluates the kernel sums in this process (``kernel``)."""
+        if hasattr(self, "coef_"):
+            return self._kernel_sums.backend
+        return resolve_backend(self.kernel)
 
     @property
     def numbers(self):
@@ -405,23 +369,6 @@ def _fit_charges(positions, dipoles, masses):
     design = np.einsum("nij,ik->njk", x, basis).reshape(-1, n_atoms - 1)
     t = np.linalg.lstsq(design, dipoles.reshape(-1), rcond=None)[0]
     return basis @ t
-
-
-def _numba_available():
-    """The compiled kernel sums can be used: numba is installed, works with this numpy, and is not
-    switched off with ``NXPLUGIN_NUMBA=0``."""
-    import importlib.util
-    import os
-    if os.environ.get("NXPLUGIN_NUMBA", "1") == "0" or importlib.util.find_spec("numba") is None:
-        return False
-    try:
-        import nxplugin.model.compiled  # noqa: F401
-    except ImportError as err:          # e.g. a numba built for another numpy release
-        import warnings
-        warnings.warn(f"numba is installed but cannot be used ({err}); predicting with numpy instead "
-                      "(set NXPLUGIN_NUMBA=0 to silence this)", stacklevel=4)
-        return False
-    return True
 
 
 def _per_group(value, group):

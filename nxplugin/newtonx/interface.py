@@ -90,17 +90,14 @@ def serve(model, socket_path, *, max_requests=None):
     Each request is one JSON line ``{"directory": TEMP, "results": RESULTS or null}`` (or
     ``{"shutdown": true}``); the answer is one JSON line ``{"status": 0 or 2, "error": message}``.
     Requests are served one at a time, as Newton-X's steps come. The socket file is removed on exit.
-    Clients: ``nxplugin newtonx step --socket PATH`` (see :mod:`nxplugin.commands.newtonx`).
+    Clients: ``nxplugin newtonx step --socket PATH`` (see :mod:`nxplugin.commands.newtonx`, which
+    also turns SIGTERM into a clean exit). The socket file is removed however the loop ends.
     """
     import json
-    import signal
     import socket
-    import threading
 
     from nxplugin.errors import NxPluginError
 
-    if threading.current_thread() is threading.main_thread():  # SIGTERM -> SystemExit: the finally runs
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     if os.path.exists(socket_path):
         os.remove(socket_path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
