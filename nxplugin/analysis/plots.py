@@ -5,6 +5,8 @@ Plotting only; the numbers come from :mod:`nxplugin.analysis.spectra`. Figures a
 Units: wavenumber in cm^-1; IR in km mol^-1 per cm^-1, Raman activity in Angstrom^4 amu^-1 per cm^-1,
 harmonic sticks in km/mol.
 """
+import textwrap
+
 import numpy as np
 
 UNITS = {
@@ -85,8 +87,8 @@ def plot_spectrum(spectrum, *, conformer_spectra=None, harmonic=None, wavenumber
         Default: :func:`auto_range`.
     title : str, optional
     notes : dict of str to str, optional
-        A note per conformer (e.g. a shortened depth), written in its panel, or under the total
-        panel when the conformer has no panel.
+        A short note per conformer (e.g. a shortened depth), in its panel's legend, or in the total
+        panel's when the conformer has no panel.
     path : str, optional
         Write the figure there (format from the extension).
 
@@ -131,10 +133,10 @@ def plot_spectrum(spectrum, *, conformer_spectra=None, harmonic=None, wavenumber
             twin = _draw_sticks(ax, harmonic, stick_names, stick_top)
             more = twin.get_legend_handles_labels()
             handles, labels = handles + more[0], labels + more[1]
-        ax.legend(handles, labels, loc="upper right", fontsize="small")
-        for row, note in enumerate(panel_notes):
-            ax.text(0.01, 0.97 - 0.08 * row, "note: " + note, transform=ax.transAxes, fontsize="x-small",
-                    va="top", wrap=True)
+        for note in panel_notes:            # notes as legend rows: laid out with it, never over it
+            handles.append(ax.plot([], [], " ")[0])
+            labels.append(textwrap.fill("note: " + note, 48))
+        ax.legend(handles, labels, loc="best", fontsize="small", framealpha=0.9)
     axes[-1].set_xlabel("wavenumber (cm$^{-1}$)")
     if title:
         axes[0].set_title(title, fontsize="medium")

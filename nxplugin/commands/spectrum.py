@@ -110,6 +110,7 @@ def _conformer_spectrum(conformer, series, masks, options):
 
     Segments shorter than the depth give no spectrum; the depth is then shortened to the longest
     segment (at least MIN_CONFORMER_DEPTH_FS). Returns (None, note) when even that is not possible.
+    The note is (printed text, short text for the plot).
     """
     from nxplugin.analysis import spectra
     from nxplugin.analysis.conformers import longest_run
@@ -127,11 +128,13 @@ def _conformer_spectrum(conformer, series, masks, options):
     if depth < MIN_CONFORMER_DEPTH_FS:
         return None, (f"{conformer}: no {conformer} segment is longer than {longest_fs:g} fs, too short for a "
                       f"spectrum (at least {MIN_CONFORMER_DEPTH_FS + 2 * dt:g} fs); no {conformer} spectrum, "
-                      f"the all-frames spectrum stands")
+                      f"the all-frames spectrum stands",
+                      f"no {conformer} panel: {conformer} segments <= {longest_fs:g} fs, too short")
     resolution = 1 / (spectra.LIGHT_SPEED_CM_PER_FS * depth)
     note = (f"{conformer}: the longest {conformer} segment is {longest_fs:g} fs, shorter than --depth "
             f"{options['depth_fs']:g} fs; its spectrum uses depth {depth:g} fs (resolution about "
-            f"{resolution:.0f} cm^-1)")
+            f"{resolution:.0f} cm^-1)",
+            f"depth {depth:g} fs (resolution ~{resolution:.0f} cm^-1): {conformer} segments <= {longest_fs:g} fs")
     return spectra.ensemble_spectrum(series, masks=masks, what=conformer, **dict(options, depth_fs=depth)), note
 
 
@@ -197,8 +200,8 @@ def run(args):
         for code, conformer in enumerate(conformers.CONFORMERS):
             part, note = _conformer_spectrum(conformer, series, [label == code for label in labels], options)
             if note:
-                notes[conformer] = note
-                print(f"note: {note}")
+                notes[conformer] = note[1]
+                print(f"note: {note[0]}")
             if part is not None:
                 conformer_spectra[conformer] = part
     low, high = args.range or auto_range(spectrum, name, harmonic)
