@@ -41,7 +41,7 @@ def test_readme_install_commands_in_either_order_keep_nxplugin_importable(tmp_pa
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], elsewhere, env).strip()
-    md = ["nxplugin", "md", "--temperature", "300", "--time", "0.02", "--n-traj", "2"]
+    md = ["nxplugin", "md", "--temperature", "300", "--time", "0.02", "--n-traj", "2", "--equilibration", "0"]
 
     # README's first command (a short md run: enough to compile and cache the kernel), then the second
     _run([python, "-m", "pip", "install", "-q", ".[fast]"], checkout, env)
