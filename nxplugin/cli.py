@@ -15,7 +15,10 @@ COMMANDS = {      # in the order of README's command table
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
     "harmonic": "Harmonic IR spectrum (cm^-1, km/mol) of the trans and gauche conformers with a model",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
+    "ipi": "i-PI force client: energy, forces, dipole (e*bohr) and polarizability extras in atomic units",
     "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
+    "diagnose": "Jacobian conditioning of descriptor, frames and dipole along trajectories (CSV, plot)",
+    "symmetry": "Exact (RPR) vs learned rotational covariance of the dipole: errors, cost, IR intensities",
 }
 
 

@@ -1,6 +1,7 @@
 """Every command refuses out-of-range options (exit 2, message naming the option and the allowed
 range) before writing anything, and bad input files get a message that says what they are."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ BASE = {
     "harmonic": ["harmonic", "--out", "{tmp}/h.csv"],
     "spectrum": ["spectrum", TRAJ, "--out", "{tmp}/s.csv"],
     "newtonx setup": ["newtonx", "setup", TRAJ, "-o", "{tmp}/nx"],
+    "ipi": ["ipi", "--unix", "nxplugin-test-options"],
+    "diagnose": ["diagnose", MODEL, TRAJ, "--out", "{tmp}/diag"],
+    "symmetry": ["symmetry", TRAJ, "--test", TRAJ, "--out", "{tmp}/sym"],
 }
 # (command, option, refused values, text of the allowed range)
 CASES = [
@@ -59,12 +63,27 @@ CASES = [
     ("newtonx setup", "--tmax", ["0"], "> 0 fs"),
     ("newtonx setup", "--seed", ["-1"], ">= 0"),
     ("newtonx setup", "--prog-number", ["0"], "> 0"),
+    ("ipi", "--port", ["0", "70000"], ">= 1 and <= 65535"),
+    ("ipi", "--wait", ["-1"], ">= 0 s"),
+    ("ipi", "--ood-threshold", ["0"], "> 0"),
+    ("ipi", "--blas-threads", ["-1"], ">= 0"),
+    ("diagnose", "--every", ["0"], ">= 1"),
+    ("diagnose", "--eckart-ratio", ["0"], "> 0"),
+    ("diagnose", "--inertia-gap", ["-0.1"], "> 0"),
+    ("diagnose", "--sensitivity", ["0"], "> 0 rad/Angstrom"),
+    ("symmetry", "--n-train", ["1"], ">= 2"),
+    ("symmetry", "--augment", ["0"], ">= 1"),
+    ("symmetry", "--n-rotations", ["0"], ">= 1"),
+    ("symmetry", "--n-covariance-frames", ["0"], ">= 1"),
+    ("symmetry", "--seed", ["-1"], ">= 0"),
 ]
 
 
 def test_every_command_is_covered():
     assert {case[0].split()[0] for case in CASES} == set(COMMANDS) - {"info"}    # info has no numeric option
-    assert list(COMMANDS) == ["sample", "train", "info", "md", "harmonic", "spectrum", "newtonx"]  # README order
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    table = re.findall(r"^\| `nxplugin (\w+)", readme, re.M)
+    assert list(COMMANDS) == table                                           # the README table's order
 
 
 @pytest.mark.parametrize("command, option, values, rule", CASES, ids=[f"{c[0]} {c[1]}" for c in CASES])

@@ -73,6 +73,11 @@ def int_at_least(low, unit=""):
     return _number(int, unit, low=low, name="integer")
 
 
+def int_between(low, high, unit=""):
+    """Integer with ``low <= value <= high`` (a port number)."""
+    return _number(int, unit, low=low, high=high, name="integer")
+
+
 MODEL_HELP = "model file or shipped model name (default: dce-gfn2xtb, the shipped DCE model)"
 
 
