@@ -43,6 +43,8 @@ CASES = [
     ("md", "--timestep", ["0", "-1"], "> 0 fs"),
     ("md", "--time", ["0"], "> 0 ps"),
     ("md", "--n-traj", ["0"], ">= 1"),
+    ("md", "--equilibration", ["-1"], ">= 0 ps"),
+    ("md", "--equilibration-replicas", ["0"], ">= 1"),
     ("md", "--friction", ["-0.1"], ">= 0 1/fs"),
     ("md", "--taut", ["0"], "> 0 fs"),
     ("md", "--interval", ["0"], ">= 1 steps"),
