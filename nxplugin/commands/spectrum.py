@@ -22,6 +22,14 @@ activity_A4_amu-1_cm, stderr, isotropic_A4_amu-1_cm, isotropic_stderr, anisotrop
 anisotropic_stderr (Raman); with --conformers also trans_<unit>, trans_stderr, gauche_<unit>,
 gauche_stderr from the trans and gauche segments.
 
+Conformer mixtures (--conformers): the all-frames spectrum is the population-weighted sum of the
+trans and gauche spectra. The populations are the equilibrium estimate `nxplugin md` wrote next to
+the trajectories (populations.json, from its equilibration), or with --populations frames (or without
+that file) the fraction of frames in each conformer; the command prints which, and where from.
+Line widths: when `nxplugin md`'s summary.json says the production ran under Langevin, the command
+states the Lorentzian FWHM gamma/(2 pi c) the thermostat adds to every band (53 cm^-1 at 0.01/fs)
+and warns when it exceeds the window's resolution.
+
 example:
   nxplugin spectrum run*.extxyz --depth 1000 --conformers --plot spectrum.png --harmonic harmonic.csv
   nxplugin spectrum trpmd.dip_* trpmd.pos_*.xyz --timestep 1 --temperature 300 --conformers
@@ -69,6 +77,10 @@ def add_arguments(parser):
     add("--range", "--xlim", dest="range", type=nonnegative_float("cm^-1"), nargs=2, metavar=("MIN", "MAX"),
         help="wavenumber range of the plot and of the printed band integral, cm^-1 (default: where the "
              "spectrum has intensity)")
+    add("--populations", choices=["auto", "frames"], default="auto",
+        help="with --conformers, how the all-frames spectrum weights the conformers: auto (default) uses the "
+             "equilibrium populations 'nxplugin md' wrote next to the trajectories (populations.json), else the "
+             "fraction of frames; frames always uses the fraction of frames")
     add("--out", default="spectrum.csv", metavar="CSV", help="output CSV (default: spectrum.csv)")
     add("--plot", metavar="PNG", help="also draw the spectrum to this image file")
     add("--quiet", action="store_true", help="no progress bar")
@@ -147,6 +159,59 @@ def _conformer_spectrum(conformer, series, masks, options):
     return spectra.ensemble_spectrum(series, masks=masks, what=conformer, **dict(options, depth_fs=depth)), note
 
 
+def _weighted_by_populations(args, spectrum, conformer_spectra, fractions):
+    """The all-frames spectrum as the population-weighted sum of the conformer spectra, with the
+    populations of ``nxplugin md``'s equilibration when there are some (printed with their source)."""
+    import numpy as np
+
+    from nxplugin.analysis.mixture import mixture, read_run_files
+    from nxplugin.analysis.spectra import Spectrum
+
+    estimate = read_run_files(args.files, "populations.json") if args.populations == "auto" else None
+    if estimate is None:
+        print("populations: the fraction of frames in each conformer (" + ", ".join(
+            f"{c} {p:.3f}" for c, (p, _) in fractions.items()) + "): where the trajectories happened to be, "
+            "not an equilibrium estimate" + ("" if args.populations == "frames" else
+                                             " (no populations.json from 'nxplugin md' next to the files)"))
+        return spectrum
+    populations = {c: tuple(v) for c, v in estimate["populations"].items()}
+    print("populations: " + ", ".join(f"{c} {p:.3f} ± {e:.3f}" for c, (p, e) in populations.items())
+          + f" from {estimate.get('source', 'populations.json')} ({estimate.get('method', '')}, "
+          f"{estimate.get('transitions', '?')} transitions); the all-frames spectrum is their weighted sum")
+    missing = [c for c, (p, _) in populations.items() if p > 0 and c not in conformer_spectra]
+    if missing:
+        print(f"note: no spectrum of {', '.join(missing)} in these trajectories: the all-frames spectrum "
+              "stays the frame average")
+        return spectrum
+    grid = spectrum.wavenumber
+    parts = {c: Spectrum(grid, {k: np.interp(grid, part.wavenumber, v) for k, v in part.mean.items()},
+                         {k: np.interp(grid, part.wavenumber, v) for k, v in part.stderr.items()}, part.n_samples)
+             for c, part in conformer_spectra.items()}
+    return mixture(parts, populations)
+
+
+def _report_thermostat(args):
+    """Say what a thermostatted production adds to the line widths (from md's summary.json)."""
+    from nxplugin.analysis.mixture import read_run_files, thermostat_broadening, window_resolution
+
+    summary = read_run_files(args.files, "summary.json")
+    settings = (summary or {}).get("settings") or {}
+    broadening = thermostat_broadening(settings)
+    if not settings or not broadening:
+        if settings:
+            print(f"production: {settings.get('thermostat')} (no line broadening from a local thermostat)")
+        return
+    resolution = window_resolution(args.depth, args.window)
+    print(f"production: Langevin, friction {settings['friction_per_fs']:g}/fs: every band is broadened by a "
+          f"Lorentzian of FWHM {broadening:.0f} cm^-1 (gamma / 2 pi c); the window's resolution is "
+          f"{resolution:.0f} cm^-1")
+    if broadening > resolution:
+        warnings.warn(f"the Langevin production broadens every band by {broadening:.0f} cm^-1, more than the "
+                      f"{args.window} window's resolution ({resolution:.0f} cm^-1 at --depth {args.depth:g} fs): "
+                      "the thermostat, not the molecule, sets the line shapes; run the production NVE "
+                      "(nxplugin md --thermostat nve)", stacklevel=2)
+
+
 def _write_csv(path, kind, spectrum, conformer_spectra):
     import numpy as np
 
@@ -213,6 +278,8 @@ def run(args):
                 print(f"note: {note[0]}")
             if part is not None:
                 conformer_spectra[conformer] = part
+        spectrum = _weighted_by_populations(args, spectrum, conformer_spectra, fractions)
+    _report_thermostat(args)
     low, high = args.range or auto_range(spectrum, name, harmonic)
     unit = "km/mol" if kind == "ir" else "Angstrom^4/amu"
     for label, part in [("all", spectrum)] + list(conformer_spectra.items()):
