@@ -153,26 +153,26 @@ def test_bad_files_name_file_and_frame(tmp_path, capsys):
     dipoles[7] = None
     missing = write_trajectory(tmp_path / "missing.extxyz", dipoles, positions)
     with pytest.raises(DataFileError, match=r"missing.extxyz: frame 7 has no dipole"):
-        trajio.read_trajectory(missing)
+        trajio.read_timeseries(missing)
     dipoles[7] = np.array([0.1, np.nan, 0.0])
     nan = write_trajectory(tmp_path / "nan.extxyz", dipoles, positions)
     with pytest.raises(DataFileError, match=r"nan.extxyz: frame 7: dipole is not finite"):
-        trajio.read_trajectory(nan)
+        trajio.read_timeseries(nan)
     dipoles[7] = np.zeros(3)
     good = write_trajectory(tmp_path / "good.extxyz", dipoles, positions)
     with pytest.raises(ValueError, match=r"good.extxyz: 50 frames .* too short for depth_fs=1000"):
-        spectra.ensemble_spectrum([trajio.read_trajectory(good).dipoles], timestep_fs=0.5,
+        spectra.ensemble_spectrum([trajio.read_timeseries(good).dipoles], timestep_fs=0.5,
                                   temperature_K=300.0, sources=[good])
     assert main(["spectrum", str(good), "--quiet", "--out", str(tmp_path / "s.csv")]) == 2
     assert "error: " + str(good) + ": 50 frames (24.5 fs) are too short" in capsys.readouterr().err
     with pytest.raises(DataFileError, match="frames are 0.5 fs apart but timestep_fs=1 was given"):
-        trajio.read_trajectory(good, timestep_fs=1.0)
+        trajio.read_timeseries(good, timestep_fs=1.0)
     import ase.io
     frames = ase.io.read(good, ":")
     frames[12].info["time"] += 0.2
     ase.io.write(tmp_path / "uneven.extxyz", frames, format="extxyz")
     with pytest.raises(DataFileError, match=r"uneven.extxyz: frame 12 is 0.7 fs after frame 11"):
-        trajio.read_trajectory(tmp_path / "uneven.extxyz")
+        trajio.read_timeseries(tmp_path / "uneven.extxyz")
 
 
 def test_truncated_last_frame_keeps_complete_frames(tmp_path):
@@ -182,7 +182,7 @@ def test_truncated_last_frame_keeps_complete_frames(tmp_path):
     text = path.read_text()
     path.write_text(text[: len(text) - 60])
     with pytest.warns(UserWarning, match=r"cut.extxyz: frame 19 cannot be read .* 19 complete frames"):
-        trajectory = trajio.read_trajectory(path)
+        trajectory = trajio.read_timeseries(path)
     assert trajectory.n_frames == 19 and trajectory.timestep_fs == 0.5
 
 
@@ -197,7 +197,7 @@ def test_cli_errors_are_clean(tmp_path, capsys):
 
 @pytest.mark.skipif(not os.path.isdir(NEWTONX_SAMPLE), reason="shared Newton-X sample absent")
 def test_newtonx_folder_is_read_through_newtonx_reader(capsys):
-    trajectory = trajio.read_trajectory(NEWTONX_SAMPLE, dipoles=False)
+    trajectory = trajio.read_timeseries(NEWTONX_SAMPLE, dipoles=False)
     assert trajectory.timestep_fs == pytest.approx(0.5)
     assert trajectory.positions.shape[1:] == (14, 3)
     assert main(["spectrum", NEWTONX_SAMPLE, "--quiet", "--temperature", "300"]) == 2
@@ -248,7 +248,7 @@ def test_conformers_with_segments_shorter_than_depth_fall_back_with_a_note(tmp_p
 def test_plot_range_follows_intensity_and_band_integral_matches_it(dce_runs, tmp_path, capsys):
     from nxplugin.analysis.plots import auto_range, plot_spectrum
 
-    trajectories = [trajio.read_trajectory(path) for path in dce_runs]
+    trajectories = [trajio.read_timeseries(path) for path in dce_runs]
     spectrum = spectra.ensemble_spectrum([t.dipoles for t in trajectories], timestep_fs=TIMESTEP_FS,
                                          temperature_K=300.0, depth_fs=250)
     low, high = auto_range(spectrum, "intensity")

@@ -249,9 +249,16 @@ def run(args):
     if harmonic and kind == "raman":
         warnings.warn("--harmonic sticks are IR intensities (km/mol); not drawn on a Raman spectrum", stacklevel=2)
         harmonic = None
-    trajectories = trajio.read_trajectories(
-        args.files, progress=not args.quiet, timestep_fs=args.timestep, temperature_K=args.temperature,
-        dipoles=kind == "ir", polarizabilities=kind == "raman")
+    from tqdm import tqdm
+
+    with tqdm(desc="reading", unit="file", disable=True if args.quiet or len(args.files) < 2 else None) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        trajectories = trajio.read_timeseries_files(
+            args.files, progress=progress, timestep_fs=args.timestep, temperature_K=args.temperature,
+            dipoles=kind == "ir", polarizabilities=kind == "raman")
     timestep_fs, temperatures = _common_settings(trajectories, args.temperature)
     n_blocks = _n_blocks(args, trajectories, timestep_fs)
     options = dict(timestep_fs=timestep_fs, temperature_K=temperatures, kind=kind, n_blocks=n_blocks,
