@@ -5,14 +5,15 @@ equilibrium geometry), computes harmonic frequencies (cm^-1) and IR intensities 
 differences, and writes a CSV with columns conformer, wavenumber_cm-1, intensity_km_mol-1. The
 sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmonic.csv.
 """
+from nxplugin.commands._options import MODEL_HELP, model_path, positive_float
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL.npz")
+    parser.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
     parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
-    parser.add_argument("--fmax", type=float, default=1e-4, metavar="EV/A",
+    parser.add_argument("--fmax", type=positive_float("eV/Angstrom"), default=1e-4, metavar="EV/A",
                         help="optimisation threshold, eV/Angstrom (default 1e-4)")
-    parser.add_argument("--delta", type=float, default=0.01, metavar="A",
+    parser.add_argument("--delta", type=positive_float("Angstrom"), default=0.01, metavar="A",
                         help="finite-difference displacement, Angstrom (default 0.01)")
 
 
@@ -27,7 +28,7 @@ def run(args):
     from nxplugin.model.modelfile import load_model
     from nxplugin.reference import molecules
 
-    model = load_model(args.model)
+    model = load_model(model_path(args.model))
     if sorted(formula(model.numbers).split()) == sorted(molecules.DCE_SYMBOLS):   # any numbering: mapped
         starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
     else:

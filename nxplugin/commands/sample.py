@@ -11,6 +11,8 @@ example:
 """
 import time
 
+from nxplugin.commands._options import nonnegative_float, nonnegative_int, positive_float, positive_int
+
 
 def add_arguments(parser):
     add = parser.add_argument
@@ -18,17 +20,17 @@ def add_arguments(parser):
         help="output FILE.extxyz, FILE.extxyz.gz (compressed when complete) or DIR (DIR/frames.extxyz)")
     add("--conformers", nargs="+", default=["trans", "gauche"], choices=["trans", "gauche"],
         help="start geometries (default: trans gauche)")
-    add("--temperatures", nargs="+", type=float, default=[300.0, 400.0, 500.0, 600.0],
+    add("--temperatures", nargs="+", type=positive_float("K"), default=[300.0, 400.0, 500.0, 600.0],
         metavar="K", help="thermostat temperatures in K (default: 300 400 500 600)")
-    add("--n-traj", type=int, default=2, help="trajectories per (conformer, temperature) (default: 2)")
-    add("--n-frames", type=int, default=50, help="saved frames per trajectory (default: 50)")
-    add("--stride", type=int, default=40, help="MD steps between saved frames (default: 40)")
-    add("--timestep", type=float, default=0.5, metavar="FS", help="MD time step in fs (default: 0.5)")
-    add("--equilibration", type=float, default=500.0, metavar="FS",
+    add("--n-traj", type=positive_int(), default=2, help="trajectories per (conformer, temperature) (default: 2)")
+    add("--n-frames", type=positive_int(), default=50, help="saved frames per trajectory (default: 50)")
+    add("--stride", type=positive_int("steps"), default=40, help="MD steps between saved frames (default: 40)")
+    add("--timestep", type=positive_float("fs"), default=0.5, metavar="FS", help="MD time step in fs (default: 0.5)")
+    add("--equilibration", type=nonnegative_float("fs"), default=500.0, metavar="FS",
         help="dynamics in fs before the first saved frame (default: 500)")
-    add("--friction", type=float, default=0.01, metavar="PER_FS",
+    add("--friction", type=positive_float("1/fs"), default=0.01, metavar="PER_FS",
         help="Langevin friction in 1/fs (default: 0.01)")
-    add("--seed", type=int, default=0, help="random seed; trajectory k uses default_rng([seed, k])")
+    add("--seed", type=nonnegative_int(), default=0, help="random seed; trajectory k uses default_rng([seed, k])")
     add("--polarizability", action="store_true",
         help="also store the static polarizability tensor in Angstrom**3 (finite field, 6 extra SCFs)")
     add("--engine", choices=["tblite", "pyscf"], default="tblite",
