@@ -299,10 +299,7 @@ class RPRModel:
             return predict_mapped(self, numbers, positions, forces=forces)
         pos = np.asarray(positions, dtype=float)
         single = pos.ndim == 2
-        # predict_one takes the dipole from image 0 only; with symmetry images every output must be
-        # averaged over them (issue 12), which it does not do yet: numpy/batched path then
-        if single and self.frame != "inertia" and self._kernel_sums.backend == "compiled" \
-                and len(self.pair_permutations_) == 1:
+        if single and self.frame != "inertia" and self._kernel_sums.backend == "compiled":
             from nxplugin.model.compiled import predict_one       # the MD hot path: three compiled calls
             return predict_one(self, np.ascontiguousarray(pos), self._kernel_sums, forces)
         pos = pos.reshape(-1, len(self.numbers_), 3)
