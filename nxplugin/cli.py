@@ -11,6 +11,7 @@ import sys
 COMMANDS = {
     "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
     "info": "Print the metadata of a model file",
+    "models": "List the shipped models (name, molecule, level, size, accuracy on held-out data)",
     "harmonic": "Harmonic IR spectrum (cm^-1, km/mol) of the trans and gauche conformers with a model",
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",

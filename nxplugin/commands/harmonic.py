@@ -8,7 +8,7 @@ sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmo
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL.npz")
+    parser.add_argument("model", metavar="MODEL", help="model file or shipped model name ('nxplugin models' lists them)")
     parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
     parser.add_argument("--fmax", type=float, default=1e-4, metavar="EV/A",
                         help="optimisation threshold, eV/Angstrom (default 1e-4)")
@@ -27,7 +27,9 @@ def run(args):
     from nxplugin.model.modelfile import load_model
     from nxplugin.reference import molecules
 
-    model = load_model(args.model)
+    from nxplugin.shipped import model_path
+
+    model = load_model(model_path(args.model))
     if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
         starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
     else:

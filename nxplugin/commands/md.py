@@ -15,7 +15,7 @@ import os
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", metavar="MODEL", help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin info' lists them)")
+    parser.add_argument("--model", metavar="MODEL", help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin models' lists them)")
     parser.add_argument("--temperature", type=float, default=300.0, metavar="K",
                         help="initial velocities and thermostat target, K (default 300)")
     parser.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="time step, fs (default 0.5)")

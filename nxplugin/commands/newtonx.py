@@ -24,7 +24,7 @@ def add_arguments(parser):
                           description="Run in Newton-X's TEMP/: reads geom (bohr) and control.d, writes epot "
                           "(Hartree), grad and grad.all (Hartree/bohr); appends the dipole (e*bohr) to "
                           "RESULTS/nxplugin-dipoles.dat.")
-    step.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    step.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
     step.add_argument("--directory", default=".", help="Newton-X TEMP/ folder (default: current folder)")
     step.add_argument("--results", default=None,
                       help="folder of the dipole side file (default: DIRECTORY/../RESULTS)")
@@ -35,7 +35,7 @@ def add_arguments(parser):
     serve = sub.add_parser("serve", help="persistent mode: keep the model loaded for 'step --socket' calls",
                            description="Keep the model loaded and serve 'nxplugin newtonx step --socket PATH' "
                            "calls over a Unix socket, one at a time. Stop with Ctrl-C or SIGTERM.")
-    serve.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    serve.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
     serve.add_argument("--socket", required=True, help="Unix socket path to create")
 
     setup = sub.add_parser("setup", help="write a Newton-X CS trajectory folder for an nxplugin model",
@@ -43,7 +43,7 @@ def add_arguments(parser):
                            "colib_perl-entry.txt for a ground-state Newton-X CS run with an nxplugin model.")
     setup.add_argument("geometry", help="initial geometry: any ase-readable file (Angstrom), e.g. an MD trajectory")
     setup.add_argument("--frame", default="-1", help="frame of GEOMETRY to start from (ase index; default -1, the last)")
-    setup.add_argument("--model", required=True, help="nxplugin model file (.npz)")
+    setup.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
     setup.add_argument("-o", "--output", required=True, help="trajectory folder to create")
     setup.add_argument("--temperature", type=float, default=300.0,
                        help="temperature of the initial Maxwell-Boltzmann velocities, in K (default 300)")
@@ -83,6 +83,10 @@ def step_through_server(socket_path, directory, results=None):
 
 
 def run(args):
+    if getattr(args, "model", None):
+        from nxplugin.shipped import model_path
+
+        args.model = model_path(args.model)
     if args.newtonx_command == "step" and args.socket:
         answer = step_through_server(args.socket, args.directory, args.results)
         if answer is not None:
