@@ -149,3 +149,32 @@ def test_command_line_start_and_dihedral(tmp_path, capsys):
     argv[4] = str(tmp_path / "e.xyz")
     assert main(argv[:2] + [str(tmp_path / "e2.extxyz")] + argv[3:]) == 2
     assert "--dihedral" in capsys.readouterr().err
+
+
+def test_symmetrize_finds_the_point_group_of_a_distorted_geometry():
+    from nxplugin.analysis.minima import symmetrize
+    from nxplugin.model.descriptors import pair_distances, symmetry_pair_permutations
+
+    rng = np.random.default_rng(0)
+    for atoms, n_ops in [(dce("trans"), 4), (dce("gauche"), 2), (xcch2ch2y("F", "Br", "trans"), 2),
+                         (xcch2ch2y("F", "Br", "gauche"), 1)]:
+        order = rng.permutation(8)
+        atoms = atoms[order]
+        noisy = atoms.positions + rng.normal(scale=0.01, size=(8, 3))
+        assert len(symmetry_pair_permutations(atoms.numbers, pair_distances(noisy))) == 1
+        x, found = symmetrize(atoms.numbers, noisy)
+        assert found == n_ops
+        assert len(symmetry_pair_permutations(atoms.numbers, pair_distances(x))) == n_ops
+        assert np.abs(pair_distances(x) - pair_distances(atoms.positions)).max() < 0.05
+
+
+def test_symmetric_reference_relaxes_to_the_trans_minimum(dce_data):
+    from nxplugin.analysis.minima import symmetric_reference
+    from nxplugin.model.descriptors import pair_distances
+
+    d = dce_data
+    order = np.random.default_rng(3).permutation(8)
+    x, n_ops = symmetric_reference(d["numbers"][order], d["positions"][:, order], d["energies"],
+                                   d["dipoles"], n_fit=250)
+    assert n_ops == 4                                            # C2h, in a shuffled atom order
+    assert np.abs(pair_distances(x) - pair_distances(dce("trans").positions[order])).max() < 0.02

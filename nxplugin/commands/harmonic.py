@@ -1,7 +1,7 @@
 """Harmonic IR spectrum of the trans and gauche conformers with a model (ase.vibrations.Infrared).
 
-Optimises each conformer with the model (DCE models: trans and gauche; other models: the model's
-equilibrium geometry), computes harmonic frequencies (cm^-1) and IR intensities (km/mol) by finite
+Optimises each conformer with the model (--start FILE ...; default: the conformer minima stored
+with the model; older DCE models: trans and gauche; else the model's equilibrium geometry), computes harmonic frequencies (cm^-1) and IR intensities (km/mol) by finite
 differences, and writes a CSV with columns conformer, wavenumber_cm-1, intensity_km_mol-1. The
 sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmonic.csv.
 """
@@ -9,6 +9,9 @@ sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmo
 
 def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL", help="model file or shipped model name ('nxplugin models' lists them)")
+    parser.add_argument("--start", nargs="+", metavar="FILE",
+                        help="start geometries (any ase-readable file, the model's atom order), one per conformer; "
+                        "named trans/gauche by their X-C-C-Y torsion, else by file name")
     parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
     parser.add_argument("--fmax", type=float, default=1e-4, metavar="EV/A",
                         help="optimisation threshold, eV/Angstrom (default 1e-4)")
@@ -30,7 +33,12 @@ def run(args):
     from nxplugin.shipped import model_path
 
     model = load_model(model_path(args.model))
-    if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
+    if args.start:
+        from nxplugin.reference.starts import read_geometries
+        starts = read_geometries(args.start, model.numbers)
+    elif getattr(model, "conformers_", None):
+        starts = {c: Atoms(model.numbers, positions=x) for c, x in model.conformers_.items()}
+    elif formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
         starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
     else:
         starts = {"equilibrium": Atoms(model.numbers, positions=model.reference_)}

@@ -2,8 +2,8 @@
 
 Every saved frame keeps positions (Angstrom), momenta, info['time'] (fs), the potential energy (eV),
 forces (eV/Angstrom), dipole (e*Angstrom), info['polarizability'] (Angstrom^3) when the model has it,
-info['ood_score'] and info['temperature_K']; ase.io.read reads the files. DCE models start
-alternately from the trans and gauche minima. Checkpoints are written as the run goes: after a
+info['ood_score'] and info['temperature_K']; ase.io.read reads the files. Trajectories
+start in turn from --start FILE ... or from the conformer minima stored with the model. Checkpoints are written as the run goes: after a
 crash or kill, the same command with --resume continues every unfinished trajectory.
 
 Ensembles: with --n-traj > 1 the batched engine propagates the replicas of a chunk together, one
@@ -16,6 +16,9 @@ import os
 
 def add_arguments(parser):
     parser.add_argument("--model", metavar="MODEL", help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin models' lists them)")
+    parser.add_argument("--start", nargs="+", metavar="FILE",
+                        help="start geometries (any ase-readable file, the model's atom order), used in turn; "
+                        "default: the conformer minima stored with the model")
     parser.add_argument("--temperature", type=float, default=300.0, metavar="K",
                         help="initial velocities and thermostat target, K (default 300)")
     parser.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="time step, fs (default 0.5)")
@@ -72,7 +75,11 @@ def run(args):
                           thermostat=args.thermostat, friction_per_fs=args.friction, taut_fs=args.taut,
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
                           ood_threshold=args.ood_threshold, stop_on_ood=args.stop_on_ood)
-    starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
+    geometries = None
+    if args.start:
+        from nxplugin.reference.starts import read_geometries
+        geometries = read_geometries(args.start, model.numbers)
+    starts = initial_conditions(model, args.n_traj, args.temperature, args.seed, starts=geometries)
     where = args.scheduler or args.scheduler_file or (f"{args.jobs} processes" if args.jobs > 1 else "this process")
     print(f"model {model_file}; {args.n_traj} x {args.time} ps at {args.temperature} K "
           f"({args.thermostat}, {args.timestep} fs steps, {engine} engine, {where}) -> {args.out}")

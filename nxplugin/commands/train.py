@@ -24,7 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--reference", metavar="GEOMETRY",
                         help="equilibrium geometry (any ase-readable file, Angstrom, same atom order) for the "
                         "descriptor and the frame; default: the trans minimum for DCE, else the lowest-energy "
-                        "frame of DATA (a symmetric minimum is better: its symmetry is used)")
+                        "frame of DATA relaxed with a provisional energy model and symmetrised")
     parser.add_argument("--n-search", type=int, default=1500,
                         help="frames used by the hyperparameter search (default 1500)")
 
@@ -66,7 +66,11 @@ def run(args):
             reference = molecules.dce("trans").positions
             print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.reference.molecules.dce)")
         else:
-            print("reference geometry: the lowest-energy frame of the data (give --reference for a true minimum)")
+            from nxplugin.analysis.minima import symmetric_reference
+            reference, n_ops = symmetric_reference(train["numbers"], train["positions"], train["energies"],
+                                                   train["dipoles"], seed=args.seed)
+            print(f"reference geometry: the lowest-energy frame of the data relaxed with a provisional energy "
+                  f"model and symmetrised ({n_ops} point-group operation(s))")
     model = RPRModel(frame="lab" if args.direct else args.frame, n_search=args.n_search, random_state=args.seed)
     start = time.perf_counter()
     with tqdm(total=len(SIGMA_FACTORS), desc="hyperparameter search (kernel widths)", unit="width",
@@ -76,6 +80,10 @@ def run(args):
     seconds = time.perf_counter() - start
     for group, h in model.hyperparameters_.items():
         print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
+    if train["energies"] is not None:
+        from nxplugin.analysis.minima import conformer_minima
+        model.conformers_ = conformer_minima(model, train["numbers"], train["positions"], train["energies"])
+        print("conformer minima (stored for md and harmonic): " + ", ".join(model.conformers_))
     errors = model_errors(model, test) if len(test["positions"]) else {}
     if errors:
         print("held-out " + format_errors(errors))

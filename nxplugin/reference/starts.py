@@ -57,6 +57,60 @@ def torsion_name(dihedral_deg):
     return CONFORMERS[int(classify([dihedral_deg], margin_deg=0.0)[0])]
 
 
+def conformer_names(molecules, paths, dihedral):
+    """Names of geometries: trans/gauche by the torsion ``dihedral`` (4 atom indices), or the file
+    names when two would be alike; also sets ``info['dihedral']`` (degrees)."""
+    from nxplugin.analysis.conformers import dihedral_series
+
+    try:
+        angles = [float(dihedral_series(m.positions[None], dihedral)[0]) for m in molecules]
+    except ValueError as err:
+        raise GeometryError(f"--dihedral: {err}") from err
+    names = [torsion_name(angle) for angle in angles]
+    if len(set(names)) < len(names):
+        stems = [os.path.basename(os.fspath(p)).split(".")[0] for p in paths]
+        names = stems if len(set(stems)) == len(stems) else [f"{s}-{i}" for i, s in enumerate(stems)]
+    for molecule, angle in zip(molecules, angles):
+        molecule.info["dihedral"] = angle
+    return names
+
+
+def read_geometries(paths, numbers):
+    """Geometries for a model with atoms ``numbers`` (in its order), named as :func:`conformer_names`
+    (the X-C-C-Y torsion from the bonds; file names for molecules without one).
+
+    Returns
+    -------
+    dict of str to ase.Atoms
+
+    Raises
+    ------
+    GeometryError
+        Unreadable file, or atoms that differ from ``numbers`` (species or order).
+    """
+    from ase.io import read
+
+    from nxplugin.analysis.conformers import find_dihedral
+
+    molecules = []
+    for path in paths:
+        try:
+            atoms = read(path, index=-1)
+        except Exception as err:  # ASE raises many kinds; name the file
+            raise GeometryError(f"cannot read start geometry {path}: {err}") from err
+        if list(atoms.numbers) != [int(z) for z in numbers]:
+            raise GeometryError(f"{path}: atoms {atoms.get_chemical_symbols()} differ from the model's "
+                                f"(atomic numbers {[int(z) for z in numbers]}, in this order)")
+        molecules.append(atoms)
+    try:
+        dihedral = find_dihedral(molecules[0].numbers, molecules[0].positions)
+        names = conformer_names(molecules, paths, dihedral)
+    except ValueError:
+        names = [os.path.basename(os.fspath(p)).split(".")[0] for p in paths]
+        names = names if len(set(names)) == len(names) else [f"{s}-{i}" for i, s in enumerate(names)]
+    return dict(zip(names, molecules))
+
+
 def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     """Start geometries from files, optimised, with their conformer names and the torsion.
 
@@ -83,7 +137,7 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     """
     from ase.io import read
 
-    from nxplugin.analysis.conformers import dihedral_series, find_dihedral
+    from nxplugin.analysis.conformers import find_dihedral
 
     if not paths:
         raise GeometryError("no start files given")
@@ -105,14 +159,5 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
         except ValueError as err:
             raise GeometryError(f"{paths[0]}: {err}") from err
     dihedral = tuple(int(i) for i in dihedral)
-    try:
-        angles = [float(dihedral_series(m.positions[None], dihedral)[0]) for m in molecules]
-    except ValueError as err:
-        raise GeometryError(f"--dihedral: {err}") from err
-    names = [torsion_name(angle) for angle in angles]
-    if len(set(names)) < len(names):
-        stems = [os.path.basename(os.fspath(p)).split(".")[0] for p in paths]
-        names = stems if len(set(stems)) == len(stems) else [f"{s}-{i}" for i, s in enumerate(stems)]
-    for molecule, angle in zip(molecules, angles):
-        molecule.info["dihedral"] = angle
+    names = conformer_names(molecules, paths, dihedral)
     return dict(zip(names, molecules)), dihedral
