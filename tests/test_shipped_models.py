@@ -53,3 +53,20 @@ def test_conformers_round_trip_and_old_files_load(tmp_path, dce_model, dce_data)
     np.savez(path, metadata=np.array(json.dumps(meta)), **arrays)
     with pytest.raises(ModelFileError, match="conformer 'gauche'"):
         load_model(path)
+
+
+def test_installed_models_are_found_under_setuptools_folder_names(tmp_path, monkeypatch):
+    # setup.cfg data_files keys lose their dashes: share/nxplugin/calculators/dce_gfn2xtb
+    from setuptools.config.setupcfg import read_configuration
+
+    import nxplugin.shipped as shipped
+
+    setup_cfg = os.path.join(os.path.dirname(__file__), os.pardir, "setup.cfg")
+    targets = [target for target, _ in read_configuration(setup_cfg)["options"]["data_files"]]
+    assert "share/nxplugin/calculators/dce_gfn2xtb" in targets
+    folder = tmp_path / "share" / "nxplugin" / "calculators" / "dce_gfn2xtb"
+    folder.mkdir(parents=True)
+    (folder / "model.npz").write_bytes(open(shipped_model("dce-gfn2xtb"), "rb").read())
+    monkeypatch.setattr(shipped, "_roots", lambda: [str(tmp_path / "share" / "nxplugin" / "calculators")])
+    assert shipped.shipped_models() == ["dce-gfn2xtb"]
+    assert shipped.shipped_model("dce-gfn2xtb") == str(folder / "model.npz")
