@@ -70,3 +70,31 @@ def test_dfe_from_start_files_to_spectrum(tmp_path, capsys):
                  "--depth", "40", "--out", str(tmp_path / "s.csv"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "trans" in out and "gauche" in out
+
+
+@pytest.mark.parametrize("halogen", ["F", "Cl", "Br"])
+def test_spectrum_conformers_on_every_family_member_in_any_atom_order(halogen, tmp_path, capsys):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    # Two trajectories of X-CH2-CH2-X turning its torsion: the first trans for 3/4 of its frames, the
+    # second gauche for all; atoms shuffled, each file in its own order; dipole along a cosine.
+    rng = np.random.default_rng(len(halogen))
+    paths, n = [], 400
+    for k, schedule in enumerate([np.where(np.arange(n) < 3 * n // 4, 180.0, 65.0), np.full(n, -70.0)]):
+        order = rng.permutation(8)
+        frames = []
+        for i, phi in enumerate(schedule + rng.normal(scale=5.0, size=n)):
+            atoms = xcch2ch2y(halogen, halogen, dihedral_deg=phi)[order]
+            atoms.info.update(time=0.5 * i, temperature_K=300.0)
+            atoms.calc = SinglePointCalculator(atoms, energy=0.0,
+                                               dipole=[0.1 * np.cos(0.2 * i), 0.0, 0.0])
+            frames.append(atoms)
+        paths.append(str(tmp_path / f"traj{k}.extxyz"))
+        ase.io.write(paths[-1], frames)
+    assert main(["spectrum", *paths, "--conformers", "--depth", "50", "--out", str(tmp_path / "s.csv"),
+                 "--quiet"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("dihedral atoms"))
+    fractions = dict((name, float(value)) for name, value in
+                     (part.split()[:2] for part in line.split(": ", 1)[1].split(";")[0].split(", ")))
+    assert fractions["trans"] == pytest.approx(0.375, abs=0.01)      # (3/4 + 0) / 2, equal weights
+    assert fractions["gauche"] == pytest.approx(0.625, abs=0.01)
