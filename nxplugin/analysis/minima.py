@@ -73,12 +73,12 @@ def symmetrize(numbers, positions, *, tol=0.1):
     return np.mean([x[perm] @ q for (perm, q) in ops], axis=0), len(ops)
 
 
-def relax(model, numbers, positions, *, fmax=1e-3, steps=2000, max_change=0.3):
+def relax(model, numbers, positions, *, fmax=1e-3, steps=2000, max_change=0.3, keep=True):
     """Positions (Angstrom) of the minimum of ``model`` reached from ``positions`` by ASE's BFGS.
 
     A model fitted to few data can lead the optimiser out of its domain: if the optimisation fails
     or changes an interatomic distance by more than ``max_change`` (Angstrom), a warning is given
-    and ``positions`` are returned unchanged.
+    and ``positions`` are returned unchanged (``keep=True``) or None.
     """
     import warnings
 
@@ -100,9 +100,10 @@ def relax(model, numbers, positions, *, fmax=1e-3, steps=2000, max_change=0.3):
     change = np.abs(np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1) - start).max()
     if converged and change <= max_change:
         return atoms.positions.copy()
+    what = "kept the data's lowest-energy geometry" if keep else "no minimum stored"
     warnings.warn(f"relaxation with the model failed ({reason if not converged else f'a distance changed by {change:.2f} Angstrom'}); "
-                  "kept the data's lowest-energy geometry (more data give a better model)")
-    return np.array(positions, dtype=float)
+                  f"{what} (more data give a better model)")
+    return np.array(positions, dtype=float) if keep else None
 
 
 def symmetric_reference(numbers, positions, energies, dipoles, *, n_fit=1000, seed=0, tol=0.1):
@@ -156,7 +157,8 @@ def conformer_minima(model, numbers, positions, energies, *, dihedral=None):
     -------
     dict of str to ndarray of shape (n_atoms, 3), Angstrom
         ``trans`` and/or ``gauche`` (``|dihedral| > 120`` degrees is trans) for those present in the
-        data, trans first; a gauche minimum that relaxes to trans is dropped.
+        data, trans first; a minimum that relaxes to the other conformer, or that the model cannot
+        relax (:func:`relax`), is left out.
     """
     positions = np.asarray(positions, dtype=float)
     energies = np.asarray(energies, dtype=float)
@@ -164,13 +166,14 @@ def conformer_minima(model, numbers, positions, energies, *, dihedral=None):
         try:
             dihedral = find_dihedral(numbers, positions[np.argmin(energies)])
         except ValueError:
-            return {"minimum": relax(model, numbers, positions[np.argmin(energies)], fmax=1e-4)}
+            x = relax(model, numbers, positions[np.argmin(energies)], fmax=1e-4, keep=False)
+            return {} if x is None else {"minimum": x}
     labels = classify(dihedral_series(positions, dihedral), margin_deg=0.0)
     minima = {}
     for code, name in enumerate(CONFORMERS):
         members = np.flatnonzero(labels == code)
         if len(members):
-            x = relax(model, numbers, positions[members[np.argmin(energies[members])]], fmax=1e-4)
-            if classify(dihedral_series(x[None], dihedral), margin_deg=0.0)[0] == code:
+            x = relax(model, numbers, positions[members[np.argmin(energies[members])]], fmax=1e-4, keep=False)
+            if x is not None and classify(dihedral_series(x[None], dihedral), margin_deg=0.0)[0] == code:
                 minima[name] = x
     return minima

@@ -83,7 +83,7 @@ def run(args):
     if train["energies"] is not None:
         from nxplugin.analysis.minima import conformer_minima
         model.conformers_ = conformer_minima(model, train["numbers"], train["positions"], train["energies"])
-        print("conformer minima (stored for md and harmonic): " + ", ".join(model.conformers_))
+        print("conformer minima (stored for md and harmonic): " + (", ".join(model.conformers_) or "none"))
     errors = model_errors(model, test) if len(test["positions"]) else {}
     if errors:
         print("held-out " + format_errors(errors))
