@@ -25,6 +25,12 @@ def _band_table(card, name):
     return "\n".join(lines)
 
 
+def _capitalised(name):
+    """'1,2-dichloroethane' -> '1,2-Dichloroethane' (the first letter, wherever it is)."""
+    first = next((i for i, c in enumerate(name) if c.isalpha()), 0)
+    return name[:first] + name[first:first + 1].upper() + name[first + 1:]
+
+
 def _dft_section(card, config):
     if "dft" not in card:
         return ""
@@ -81,7 +87,7 @@ Inertia frame (for comparison):
     warning = f"\n{config['warning']}\n" if config.get("warning") else ""
     text = f"""# Model card: `{config['name']}`
 
-{config['molecule'][0].upper() + config['molecule'][1:]} ({short}; atoms in the order
+{_capitalised(config['molecule'])} ({short}; atoms in the order
 {', '.join(ref['symbols'])}; the {torsion} torsion is atoms {tuple(ref['torsion'])}) at the
 {config['level']} level. Energy and analytic forces, dipole and polarizability by
 rotate-predict-rotate kernel ridge regression (KREG: Gaussian kernel on r_eq/r over all atom pairs).
