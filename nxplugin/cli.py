@@ -16,7 +16,10 @@ COMMANDS = {
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
     "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
+    "ipi": "i-PI force client: energy, forces, dipole (e*bohr) and polarizability extras in atomic units",
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
+    "diagnose": "Jacobian conditioning of descriptor, frames and dipole along trajectories (CSV, plot)",
+    "symmetry": "Exact (RPR) vs learned rotational covariance of the dipole: errors, cost, IR intensities",
 }
 
 

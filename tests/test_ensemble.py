@@ -103,7 +103,7 @@ def test_a_chunk_killed_between_checkpoints_resumes_exactly(tmp_path, dce_model,
 def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_file):
     from distributed import LocalCluster
 
-    args = ["md", "--model", str(model_file), "--time", "0.05", "--n-traj", "5", "--chunk-size", "2",
+    args = ["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--n-traj", "5", "--chunk-size", "2",
             "--temperature", "300", "--seed", "4", "--checkpoint-every", "10"]
     walls = {}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -123,7 +123,7 @@ def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_f
 
 
 def test_ensemble_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
-    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--model", str(model_file), "--time", "1.0",
+    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "4", "--chunk-size", "2", "--thermostat", "langevin", "--temperature", "300",
            "--interval", "2", "--checkpoint-every", "15", "--seed", "9"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
@@ -142,7 +142,7 @@ def test_out_of_domain_trajectories_are_reported_and_stopped(tmp_path, model_fil
     # the test model knows trans only: trajectory 1 starts from gauche, beyond its training data
     out = tmp_path / "md"
     with pytest.warns(UserWarning, match=r"trajectory 1, frame 0 \(t = 0.0 fs\) is beyond the training data"):
-        assert main(["md", "--model", str(model_file), "--time", "0.05", "--n-traj", "2", "--stop-on-ood",
+        assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--n-traj", "2", "--stop-on-ood",
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -154,7 +154,7 @@ def test_out_of_domain_trajectories_are_reported_and_stopped(tmp_path, model_fil
 
 
 def test_ensemble_cli_resume_skips_finished_and_rejects_bad_flags(tmp_path, model_file, capsys):
-    args = ["md", "--model", str(model_file), "--time", "0.02", "--n-traj", "3", "--out", str(tmp_path)]
+    args = ["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.02", "--n-traj", "3", "--out", str(tmp_path)]
     assert main(args + ["--engine", "ase", "--jobs", "2"]) == 0
     before = _read_all(tmp_path)
     assert main(args + ["--resume"]) == 0

@@ -101,3 +101,21 @@ def test_prediction_runs_blas_single_threaded_whatever_the_environment(dce_data,
     assert seen[0] and set(seen[0].values()) == {1}           # inside the hot path: one thread
     assert set(after.values()) == {2}                          # restored outside it
     assert set(seen[1].values()) == {2}
+
+
+@pytest.mark.parametrize("frame", ["eckart", "lab", "inertia"])
+def test_one_geometry_compiled_path_equals_the_batched_one(dce_data, models, frame, monkeypatch):
+    """A single geometry goes through compiled geometry + kernel + assembly calls (Eckart and lab
+    frames); the same geometry as a batch of one through the array code: equal to round-off."""
+    model = models[1]
+    monkeypatch.setattr(model, "frame", frame)
+    monkeypatch.setattr(model, "kernel", "compiled")
+    for x in (dce_data["positions"][260], dce_data["positions"][261] * 1.3):
+        one = model.predict(x)
+        batch = {key: value[0] for key, value in model.predict(x[None]).items()}
+        assert set(one) == set(batch) == {"energy", "forces", "dipole", "polarizability", "ood_score"}
+        for key in batch:
+            scale = np.max(np.abs(batch[key])) + 1.0
+            np.testing.assert_allclose(one[key], batch[key], rtol=0, atol=1e-13 * scale, err_msg=key)
+        without = model.predict(x, forces=False)
+        assert "forces" not in without and without["energy"] == pytest.approx(one["energy"], abs=1e-13)

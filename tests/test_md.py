@@ -23,7 +23,7 @@ def model_file(tmp_path_factory, dce_model):
 
 def test_md_frames_have_fields_in_ase_units(tmp_path, model_file, dce_model):
     out = tmp_path / "md"
-    assert main(["md", "--model", str(model_file), "--time", "0.05", "--timestep", "0.5", "--n-traj", "1",
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "0.05", "--timestep", "0.5", "--n-traj", "1",
                  "--thermostat", "nve", "--temperature", "200", "--out", str(out)]) == 0
     frames = ase.io.read(out / "traj_000.extxyz", ":")
     assert len(frames) == 51                                   # 100 steps, every 2nd step, with t = 0
@@ -66,7 +66,7 @@ def test_bussi_runs(tmp_path, dce_model):
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
-    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--model", str(model_file), "--time", "1.0",
+    cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "1", "--thermostat", "langevin", "--temperature", "300", "--interval", "2",
            "--checkpoint-every", "20", "--seed", "5"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
@@ -83,7 +83,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
 
 
 def test_md_rejects_bad_arguments(tmp_path, model_file, capsys):
-    assert main(["md", "--model", str(model_file), "--timestep", "-1", "--out", str(tmp_path)]) == 2
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--timestep", "-1", "--out", str(tmp_path)]) == 2
     assert "--timestep" in capsys.readouterr().err
-    assert main(["md", "--model", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
     assert "no such model file" in capsys.readouterr().err

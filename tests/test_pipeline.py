@@ -16,7 +16,7 @@ def test_sample_train_md_pipeline(tmp_path, capsys):
     assert main(["train", str(data), "-o", str(model), "--n-test", "10"]) == 0
     assert "held-out RMSE on 10 frames" in capsys.readouterr().out
     assert load_model(model).has_polarizability
-    assert main(["md", "--model", str(model), "--n-traj", "1", "--time", "0.05", "--temperature", "100",
+    assert main(["md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model), "--n-traj", "1", "--time", "0.05", "--temperature", "100",
                  "--out", str(md)]) == 0
     traj = ase.io.read(md / "traj_000.extxyz", ":")
     assert len(traj) == 51

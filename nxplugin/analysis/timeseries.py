@@ -6,8 +6,9 @@ temperature in K.
 Accepted inputs: any file ``ase.io.read`` reads whose frames carry the dipole as a calculator result
 (``atoms.get_dipole_moment()``, as ``nxplugin md`` and any ASE calculator write it) or as
 ``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.interface.read_trajectory`);
-plain arrays through :class:`Trajectory`. The spacing of the frames is taken from ``info['time']``
-(fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
+plain arrays through :class:`Trajectory`; i-PI's extras and xyz files
+(:mod:`nxplugin.analysis.ipi_files`, one run with all its beads is one trajectory). The spacing of
+the frames is taken from ``info['time']`` (fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
 be given. The temperature comes from ``info['temperature_K']`` unless given. The polarizability is
 ``info['polarizability']`` or a calculator result, 9 numbers or 3x3.
 """
@@ -157,6 +158,10 @@ def read_trajectory(path, *, timestep_fs=None, temperature_K=None, dipoles=True,
         naming the file and frame.
     """
     path = os.fspath(path)
+    from nxplugin.analysis import ipi_files
+    if ipi_files.is_ipi_file(path):
+        return ipi_files.read_run([path], timestep_fs=timestep_fs, temperature_K=temperature_K,
+                                  dipoles=dipoles, polarizabilities=polarizabilities)
     frames = read_frames(path)
     if not frames:
         raise DataFileError(f"{path}: no frames")
@@ -178,12 +183,24 @@ def read_trajectory(path, *, timestep_fs=None, temperature_K=None, dipoles=True,
 
 
 def read_trajectories(paths, *, progress=True, **options):
-    """Read several trajectories (tqdm progress bar on a terminal); options as :func:`read_trajectory`."""
+    """Read several trajectories (tqdm progress bar on a terminal); options as :func:`read_trajectory`.
+
+    The i-PI files of one run (all beads, extras and xyz, :mod:`nxplugin.analysis.ipi_files`) make
+    one trajectory of centroid (bead-averaged) quantities.
+    """
     from tqdm import tqdm
 
+    from nxplugin.analysis import ipi_files
+
     paths = list(paths)
-    bar = tqdm(paths, desc="reading", unit="file", disable=None if progress and len(paths) > 1 else True)
-    return [read_trajectory(path, **options) for path in bar]
+    items, runs = [], ipi_files.group_runs([p for p in paths if ipi_files.is_ipi_file(p)])
+    for path in paths:
+        run = runs.pop(ipi_files.group_key(path), None) if ipi_files.is_ipi_file(path) else path
+        if run is not None:
+            items.append(run)
+    bar = tqdm(items, desc="reading", unit="file", disable=None if progress and len(items) > 1 else True)
+    return [read_trajectory(item, **options) if isinstance(item, (str, os.PathLike))
+            else ipi_files.read_run(item, **options) for item in bar]
 
 
 def read_harmonic_csv(path):

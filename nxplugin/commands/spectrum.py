@@ -5,6 +5,13 @@ dipole in e*Angstrom as a calculator result), or Newton-X trajectory folders. Ea
 trajectory; the spectrum is their average, with a standard error between files (or between blocks
 of a single file).
 
+i-PI runs: give the extras files with the dipole (extra_type='dipole', e*bohr as `nxplugin ipi`
+sends it) of all beads, plus the positions xyz files for --conformers; the files of one run are
+one trajectory of bead-averaged (centroid) values. i-PI stores steps, not times: give --timestep
+(i-PI's <timestep> times the trajectory stride) and --temperature. For TRPMD and PA-CMD the
+correlation of the bead-averaged dipole approximates the Kubo-transformed quantum one, for which
+the harmonic factor x/(1-exp(-x)), x = hbar*omega/kT, is exact: keep --qcf harmonic (the default).
+
 Units: time fs, temperature K, wavenumber cm^-1. IR absorption in km mol^-1 per cm^-1, so that a
 band's integral is its intensity in km/mol, comparable with harmonic intensities. Raman activity
 in Angstrom^4 amu^-1 per cm^-1 (isotropic 45 a'^2 + anisotropic 7 gamma'^2 per band), from the
@@ -17,6 +24,7 @@ gauche_stderr from the trans and gauche segments.
 
 example:
   nxplugin spectrum run*.extxyz --depth 1000 --conformers --plot spectrum.png --harmonic harmonic.csv
+  nxplugin spectrum trpmd.dip_* trpmd.pos_*.xyz --timestep 1 --temperature 300 --conformers
 """
 import warnings
 
@@ -27,7 +35,7 @@ DEFAULT_BLOCKS = 4
 
 def add_arguments(parser):
     add = parser.add_argument
-    add("files", nargs="+", metavar="FILES", help="trajectory files or Newton-X folders")
+    add("files", nargs="+", metavar="FILES", help="trajectory files, Newton-X folders or i-PI output files")
     add("--timestep", type=float, metavar="FS",
         help="time between frames in fs (needed when the files store no time; checked otherwise)")
     add("--temperature", type=float, metavar="K",
@@ -35,7 +43,8 @@ def add_arguments(parser):
     add("--window", choices=["hann", "gaussian", "boxcar"], default="hann",
         help="one-sided lag window, 1 at t = 0 (default: hann)")
     add("--qcf", choices=["harmonic", "standard", "schofield"], default="harmonic",
-        help="quantum correction factor (default: harmonic, exact for harmonic modes)")
+        help="quantum correction factor (default: harmonic, exact for harmonic modes, and the exact "
+             "Kubo-to-quantum factor for the centroid dipoles of TRPMD/PA-CMD runs)")
     add("--depth", type=float, default=1000.0, metavar="FS",
         help="correlation depth in fs (default: 1000); sets the resolution, about 1/(c*depth)")
     add("--padding", type=float, default=4.0, metavar="N",

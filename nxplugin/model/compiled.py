@@ -152,3 +152,111 @@ def kernel_sums(images, n_img, train, train_sq, coef_energy, inv_energy, coef_t,
         block = max(256, BLOCK_ELEMENTS // len(images))
     return _sums(images, n_img, train, train_sq, coef_energy, inv_energy, coef_t, col_group, inv_groups, grad,
                  min(int(block), len(train)))
+
+
+@njit(cache=True, nogil=True)
+def _geometry(pos, reference_distances, pair_i, pair_j, perms, masses, reference, eckart):
+    """Descriptor, its pair vectors, symmetry images, centred positions and frame of one geometry."""
+    n_pairs = pair_i.shape[0]
+    diff = np.empty((n_pairs, 3))
+    r2 = np.empty(n_pairs)
+    descriptor = np.empty(n_pairs)
+    for p in range(n_pairs):
+        s = 0.0
+        for k in range(3):
+            diff[p, k] = pos[pair_i[p], k] - pos[pair_j[p], k]
+            s += diff[p, k] * diff[p, k]
+        r2[p] = s
+        descriptor[p] = reference_distances[p] / np.sqrt(s)
+    n_img = perms.shape[0]
+    images = np.empty((n_img, n_pairs))
+    for s in range(n_img):
+        for p in range(n_pairs):
+            images[s, p] = descriptor[perms[s, p]] - 1.0
+    total = masses.sum()
+    centred = pos.copy()
+    for k in range(3):
+        com = 0.0
+        for a in range(pos.shape[0]):
+            com += masses[a] * pos[a, k]
+        com /= total
+        for a in range(pos.shape[0]):
+            centred[a, k] -= com
+    if eckart:
+        h = np.zeros((3, 3))
+        for a in range(pos.shape[0]):
+            for j in range(3):
+                for k in range(3):
+                    h[j, k] += masses[a] * centred[a, j] * reference[a, k]
+        u, _, vt = np.linalg.svd(h)
+        frame = u @ vt
+    else:
+        frame = np.eye(3)
+    return descriptor, diff, r2, images, centred, frame
+
+
+@njit(cache=True, nogil=True)
+def _assemble(wsum, wt, images, perms, inv_width2, descriptor, diff, r2, pair_i, pair_j, n_atoms, values,
+              offset, frame, charges, centred, forces):
+    """Energy (eV), forces (eV/Angstrom, into ``forces``), dipole and polarizability of one geometry."""
+    n_img, n_pairs = images.shape
+    energy = wsum.sum() / n_img + offset[0]
+    if forces.shape[0]:
+        grad = np.zeros(n_pairs)
+        for s in range(n_img):
+            for p in range(n_pairs):
+                grad[perms[s, p]] += wt[s, p] - wsum[s] * images[s, p]
+        for p in range(n_pairs):
+            c = grad[p] * inv_width2 / n_img * descriptor[p] / r2[p]    # -dE/d(pair vector) / |.|
+            for k in range(3):
+                forces[pair_i[p], k] += c * diff[p, k]
+                forces[pair_j[p], k] -= c * diff[p, k]
+    columns = values + offset[1:]
+    dipole = np.zeros(3)
+    for j in range(3):
+        for k in range(3):
+            dipole[j] += frame[j, k] * columns[k]
+        for a in range(n_atoms):
+            dipole[j] += charges[a] * centred[a, j]
+    polarizability = np.zeros((3, 3))
+    if columns.shape[0] >= 9:
+        six = columns[3:9]
+        local = np.array([[six[0], six[3], six[4]], [six[3], six[1], six[5]], [six[4], six[5], six[2]]])
+        polarizability = frame @ local @ frame.T
+    return energy, dipole, polarizability
+
+
+def predict_one(model, positions, sums, forces=True):
+    """:meth:`RPRModel.predict` for one geometry (Eckart or lab frame) in three compiled calls.
+
+    Parameters
+    ----------
+    model : RPRModel
+        Fitted, with ``frame`` "eckart" or "lab".
+    positions : ndarray of shape (n_atoms, 3), Angstrom
+    sums : nxplugin.model.kernelsums.KernelSums
+        The model's compiled kernel sums.
+    forces : bool
+
+    Returns
+    -------
+    dict
+        As :meth:`RPRModel.predict` for a single geometry.
+    """
+    i, j = model._pairs
+    descriptor, diff, r2, images, centred, frame = _geometry(
+        positions, model.reference_distances_, i, j, model.pair_permutations_, model.masses_, model.reference_,
+        model.frame == "eckart")
+    wsum, wt, values, d2min = sums(images[None], forces)
+    n_atoms = len(positions)
+    out_forces = np.zeros((n_atoms, 3) if forces else (0, 3))
+    energy, dipole, polarizability = _assemble(
+        wsum[0], wt[0], images, model.pair_permutations_, 1.0 / model.hyperparameters_["energy"]["sigma"] ** 2,
+        descriptor, diff, r2, i, j, n_atoms, values[0], model.offset_, frame, model.charges_, centred, out_forces)
+    out = {"energy": energy, "dipole": dipole}
+    if forces:
+        out["forces"] = out_forces
+    if model.has_polarizability:
+        out["polarizability"] = polarizability
+    out["ood_score"] = np.sqrt(d2min[0]) / model.ood_scale_
+    return out

@@ -289,6 +289,9 @@ class RPRModel:
             raise NotFittedError("this RPRModel is not fitted yet: call fit() or nxplugin.load_model() first")
         pos = np.asarray(positions, dtype=float)
         single = pos.ndim == 2
+        if single and self.frame != "inertia" and self._kernel_sums.backend == "compiled":
+            from nxplugin.model.compiled import predict_one       # the MD hot path: three compiled calls
+            return predict_one(self, np.ascontiguousarray(pos), self._kernel_sums, forces)
         pos = pos.reshape(-1, len(self.numbers_), 3)
         descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
         x = descriptor - 1.0
@@ -344,6 +347,11 @@ class RPRModel:
         if hasattr(self, "coef_"):
             return self._kernel_sums.backend
         return resolve_backend(self.kernel)
+
+    @property
+    def _pairs(self):
+        """Atom index arrays ``(i, j)`` of the descriptor's pairs."""
+        return descriptors.pair_indices(len(self.numbers_))
 
     @property
     def numbers(self):
