@@ -53,11 +53,12 @@ def test_dfe_from_start_files_to_spectrum(tmp_path, capsys):
     # md from the stored minima, and from a start file in the model's order.
     md = tmp_path / "md"
     assert main(["md", "--model", str(model_file), "--n-traj", "2", "--time", "0.1", "--temperature", "100",
-                 "--interval", "1", "--out", str(md)]) == 0
+                 "--interval", "1", "--equilibration", "0", "--out", str(md)]) == 0
     summary = json.loads((md / "summary.json").read_text())
     assert [t["conformer"] for t in summary["trajectories"]] == ["trans", "gauche"]
     assert main(["md", "--model", str(model_file), "--n-traj", "1", "--time", "0.02", "--temperature", "100",
-                 "--start", str(tmp_path / "gauche-in.xyz"), "--out", str(tmp_path / "md2")]) == 0
+                 "--start", str(tmp_path / "gauche-in.xyz"), "--equilibration", "0",
+                 "--out", str(tmp_path / "md2")]) == 0
     summary = json.loads((tmp_path / "md2" / "summary.json").read_text())
     assert summary["trajectories"][0]["conformer"] == "gauche"
 

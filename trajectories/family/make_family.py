@@ -3,13 +3,13 @@ each, with the trans and gauche contributions, the harmonic sticks and the gauch
 
     python trajectories/family/make_family.py [--n-traj 8] [--time 10] [--depth 1000]
 
-For each shipped model of the three (``nxplugin models``): ``nxplugin md`` (Langevin, 300 K, starts
-alternating over the conformer minima stored with the model), ``nxplugin harmonic`` and ``nxplugin
-spectrum --conformers``, written under ``trajectories/family/NAME/``; then ``family.png`` and
-``populations.json`` here. Units: wavenumber cm^-1, IR km mol^-1 per cm^-1, sticks km/mol. The
-gauche population is the mean over trajectories of the fraction of frames labelled gauche, with the
-standard error between trajectories; with few trans <-> gauche transitions it still remembers the
-starts (the transition count is printed beside it).
+For each shipped model of the three (``nxplugin models``): ``nxplugin md`` at 300 K (its protocol:
+an equilibration ensemble started from the conformer minima stored with the model, conformer
+populations from it by a two-state Markov model with their standard errors, then NVE production
+runs), ``nxplugin harmonic`` and ``nxplugin spectrum --conformers``, written under
+``trajectories/family/NAME/``; then ``family.png`` and ``populations.json`` here. Units: wavenumber
+cm^-1, IR km mol^-1 per cm^-1, sticks km/mol. The trans and gauche curves are the conformer spectra
+weighted by the populations; the transition count of the equilibration is printed beside them.
 """
 import argparse
 import csv
@@ -31,20 +31,14 @@ def _read_csv(path):
     return {key: np.array(v) if key == "conformer" else np.array(v, dtype=float) for key, v in columns.items()}
 
 
-def populations(paths):
-    """Gauche/trans fractions with standard errors and the transition count of the trajectories."""
-    import ase.io
-
-    from nxplugin.analysis import conformers
-
-    labels = []
-    for path in paths:
-        frames = ase.io.read(path, ":")
-        torsion = conformers.find_dihedral(frames[0].numbers, frames[0].positions)
-        labels.append(conformers.classify(conformers.dihedral_series([a.positions for a in frames], torsion)))
-    out = {name: {"fraction": f, "stderr": e} for name, (f, e) in conformers.populations(labels).items()}
-    out["transitions"] = sum(conformers.count_transitions(label) for label in labels)
-    out["trajectories"] = len(paths)
+def populations(md):
+    """Trans/gauche fractions with standard errors and the transitions of ``nxplugin md``'s
+    equilibration (its ``populations.json``)."""
+    with open(os.path.join(md, "populations.json")) as handle:
+        estimate = json.load(handle)
+    out = {name: {"fraction": f, "stderr": e} for name, (f, e) in estimate["populations"].items()}
+    out.update(transitions=estimate["transitions"], source=estimate.get("source", ""),
+               method=estimate.get("method", ""))
     return out
 
 
@@ -53,8 +47,10 @@ def main(argv=None):
     from nxplugin.shipped import shipped_models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-traj", type=int, default=8)
-    parser.add_argument("--time", type=float, default=10.0, help="ps per trajectory")
+    parser.add_argument("--n-traj", type=int, default=8, help="production trajectories")
+    parser.add_argument("--time", type=float, default=10.0, help="ps per production trajectory")
+    parser.add_argument("--equilibration", type=float, default=10.0, help="ps per equilibration replica")
+    parser.add_argument("--replicas", type=int, default=32, help="equilibration replicas")
     parser.add_argument("--depth", type=float, default=1000.0, help="correlation depth, fs")
     args = parser.parse_args(argv)
     available = [(name, label) for name, label in MODELS if name in shipped_models()]
@@ -64,7 +60,8 @@ def main(argv=None):
         md = os.path.join(folder, "md")
         done = os.path.exists(os.path.join(md, "summary.json"))
         command = ["md", "--model", name, "--temperature", "300", "--time", str(args.time), "--n-traj",
-                   str(args.n_traj), "--interval", "4", "--seed", "0", "--out", md] + (["--resume"] if done else [])
+                   str(args.n_traj), "--equilibration", str(args.equilibration), "--equilibration-replicas",
+                   str(args.replicas), "--interval", "4", "--seed", "0", "--out", md] + (["--resume"] if done else [])
         if nxplugin(command) != 0:
             raise SystemExit(f"md failed for {name}")
         if nxplugin(["harmonic", name, "--out", os.path.join(folder, "harmonic.csv")]) != 0:
@@ -73,7 +70,7 @@ def main(argv=None):
         if nxplugin(["spectrum", *paths, "--conformers", "--depth", str(args.depth), "--quiet",
                      "--out", os.path.join(folder, "spectrum.csv")]) != 0:
             raise SystemExit(f"spectrum failed for {name}")
-        summary[name] = populations(paths)
+        summary[name] = populations(md)
     with open(os.path.join(HERE, "populations.json"), "w") as handle:
         json.dump({"settings": vars(args), "models": summary}, handle, indent=1)
     plot(available, summary, os.path.join(HERE, "family.png"))
@@ -104,7 +101,7 @@ def plot(available, summary, path):
         sticks.set_ylabel("harmonic (km/mol)")
         g = pop["gauche"]
         ax.set_title(f"{label}: gauche {g['fraction']:.2f} ± {g['stderr']:.2f} at 300 K "
-                     f"({pop['transitions']} transitions in {pop['trajectories']} trajectories)", fontsize=10)
+                     f"({pop['transitions']} transitions in the equilibration)", fontsize=10)
         ax.set_ylabel("IR (km mol⁻¹ cm)")
         ax.legend(fontsize=8, loc="upper left")
     axes[-1, 0].set_xlim(0, 3300)
