@@ -215,7 +215,8 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--skip-harmonic", action="store_true")
     parser.add_argument("--replot", action="store_true",
-                        help="only redraw learning_curve.png and MODEL_CARD.md from card.json")
+                        help="only redraw learning_curve.png and MODEL_CARD.md from card.json (and refresh "
+                        "the DFT comparison from the model file)")
     args = parser.parse_args(argv)
     config = read_config(args.model_dir)
     model_dir = config["dir"]
@@ -227,6 +228,12 @@ def main(argv=None):
         if "reference" not in card:   # cards made before the shared script
             card["reference"] = reference_facts(conformer_minima(config)[config["reference"]],
                                                 os.path.join(model_dir, "model.npz"))
+        if config.get("dft"):         # DFT results may arrive after the model (a few optimisations)
+            from nxplugin.model.modelfile import load_model
+            card["dft"] = dft_comparison(config, load_model(os.path.join(model_dir, "model.npz")),
+                                         conformer_minima(config))
+            with open(os.path.join(model_dir, "card.json"), "w") as handle:
+                json.dump(card, handle, indent=1, default=float)
         plot_learning_curve(card["learning_curve"], os.path.join(model_dir, "learning_curve.png"), title)
         write_card(card, config, os.path.join(model_dir, "MODEL_CARD.md"))
         return
