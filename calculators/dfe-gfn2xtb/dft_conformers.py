@@ -2,7 +2,8 @@
 
 B3LYP-D3(BJ) minima (PySCF + pyscf-dispersion, ASE BFGS to fmax 0.01 eV/Angstrom) in the def2-SVP
 basis from the GFN2-xTB minima, then def2-TZVP single points at those geometries (and, with
-``--tzvp-opt``, def2-TZVP optimisations from the SVP minima). Writes ``dft_conformers.json`` next to
+``--tzvp-opt``, def2-TZVP optimisations from the SVP minima; finished optimisations found in the
+output are reused). Writes ``dft_conformers.json`` next to
 this script; the model card quotes it. Energies eV (printed also in kcal/mol), dihedrals degrees.
 
     OMP_NUM_THREADS=1 python calculators/dfe-gfn2xtb/dft_conformers.py [--tzvp-opt]
@@ -12,7 +13,7 @@ import json
 import os
 import time
 
-from ase import units
+from ase import Atoms, units
 from ase.io import read
 from ase.optimize import BFGS
 
@@ -48,6 +49,12 @@ def main():
     steps = [("b3lyp-d3bj/def2-svp", True), ("b3lyp-d3bj/def2-tzvp", args.tzvp_opt)]
     for method, optimise in steps:
         label = method + (" opt" if optimise else " single point at the previous minima")
+        if optimise and set(result.get(label, {})) >= {"trans", "gauche"}:   # done before: reuse
+            for conformer in geometries:
+                saved = result[label][conformer]
+                geometries[conformer] = Atoms(saved["symbols"], positions=saved["positions"])
+            print(label, "from", out, flush=True)
+            continue
         for conformer, atoms in geometries.items():
             atoms = atoms.copy()
             atoms.calc = PySCFCalculator(method=method, conv_tol=1e-9)
