@@ -126,6 +126,10 @@ class DipoleCalculator(_ModelUser, Calculator):
     """
 
     def __init__(self, model_or_path, base, *, ood_threshold=1.0, **kwargs):
+        if not (hasattr(base, "get_property") and hasattr(base, "implemented_properties")):
+            raise TypeError(f"DipoleCalculator(base=...) needs an ASE calculator for the energy and forces "
+                            f"(e.g. tblite.ase.TBLite()); got {type(base).__name__}. For energies, forces "
+                            f"and dipoles all from the model use nxplugin.RPRCalculator")
         Calculator.__init__(self, **kwargs)
         self._init_model(model_or_path, ood_threshold)
         self.calc = base

@@ -8,16 +8,16 @@ import importlib
 import sys
 
 # name -> one-line summary; the module nxplugin.commands.<name> holds the command.
-COMMANDS = {
+COMMANDS = {      # in the order of README's command table
+    "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
     "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
     "info": "Print the metadata of a model file",
     "models": "List the shipped models (name, molecule, level, size, accuracy on held-out data)",
-    "harmonic": "Harmonic IR spectrum (cm^-1, km/mol) of the trans and gauche conformers with a model",
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
+    "harmonic": "Harmonic IR spectrum (cm^-1, km/mol) of the trans and gauche conformers with a model",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
-    "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
     "ipi": "i-PI force client: energy, forces, dipole (e*bohr) and polarizability extras in atomic units",
-    "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
+    "newtonx": "Newton-X CS interface: step program (Hartree, Bohr) and run setup",
     "diagnose": "Jacobian conditioning of descriptor, frames and dipole along trajectories (CSV, plot)",
     "symmetry": "Exact (RPR) vs learned rotational covariance of the dipole: errors, cost, IR intensities",
 }
@@ -48,7 +48,10 @@ def main(argv=None):
     import warnings
     warnings.formatwarning = _format_warning
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:          # --help (0) or a refused option (2, message already printed)
+        return stop.code
     if args.command is None:
         parser.print_help()
         return 1

@@ -63,6 +63,7 @@ def test_ood_warning_once(dce_data, dce_model):
     assert atoms.calc.n_out_of_domain == 1
 
 
+@pytest.mark.slow
 def test_nve_conserves_energy(dce_data, dce_model):
     """Velocity Verlet, 0.5 fs, 2 ps at ~300 K: total energy drift and fluctuation stay tiny."""
     atoms = Atoms(dce_data["numbers"], positions=dce_data["reference"])

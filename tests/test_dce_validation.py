@@ -16,7 +16,8 @@ from nxplugin.reference.molecules import dce
 from nxplugin.analysis.spectra import band_integral, ensemble_spectrum
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
-pytestmark = pytest.mark.skipif(not os.path.exists(MODEL), reason="shipped model not built yet")
+pytestmark = [pytest.mark.skipif(not os.path.exists(MODEL), reason="shipped model not built yet"),
+              pytest.mark.slow]
 
 
 def normal_mode_starts(atoms, temperature_K, n, rng, tmp_path):

@@ -122,6 +122,7 @@ def test_sequential_joblib_and_dask_runs_write_identical_files(tmp_path, model_f
     print("wall times, s:", walls)
 
 
+@pytest.mark.slow
 def test_ensemble_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
     cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "4", "--chunk-size", "2", "--thermostat", "langevin", "--temperature", "300",
@@ -164,6 +165,7 @@ def test_ensemble_cli_resume_skips_finished_and_rejects_bad_flags(tmp_path, mode
     assert "--jobs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_lost_dask_worker_loses_no_trajectory(tmp_path, dce_model):
     import threading
 

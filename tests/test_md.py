@@ -44,6 +44,7 @@ def test_md_frames_have_fields_in_ase_units(tmp_path, model_file, dce_model):
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "calculators", "dce-gfn2xtb", "model.npz")
 
 
+@pytest.mark.slow
 def test_langevin_with_fixcom_reaches_its_temperature(tmp_path):
     """Shipped DCE model at 400 K (the small test model is only valid near trans)."""
     from nxplugin.model.modelfile import load_model
@@ -65,6 +66,7 @@ def test_bussi_runs(tmp_path, dce_model):
     assert len(ase.io.read(tmp_path / "b.extxyz", ":")) == 201
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, model_file):
     cmd = [sys.executable, "-m", "nxplugin.cli", "md", "--equilibration", "0", "--thermostat", "langevin", "--model", str(model_file), "--time", "1.0",
            "--n-traj", "1", "--thermostat", "langevin", "--temperature", "300", "--interval", "2",

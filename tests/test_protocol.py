@@ -105,6 +105,40 @@ def test_md_command_equilibrates_estimates_populations_and_runs_nve(tmp_path):
     assert (out / "equilibration" / "traj_003.extxyz").exists()
 
 
+def test_spectrum_weights_conformers_by_md_populations_and_flags_langevin_broadening(tmp_path, capsys):
+    from nxplugin.cli import main
+
+    out = tmp_path / "md"
+    assert main(["md", "--time", "0.4", "--n-traj", "3", "--equilibration", "0.4", "--equilibration-replicas", "6",
+                 "--out", str(out)]) == 0
+    populations = json.loads((out / "populations.json").read_text())["populations"]
+    capsys.readouterr()
+    csv = tmp_path / "s.csv"
+    files = [str(p) for p in sorted(out.glob("traj_*.extxyz"))]
+    assert main(["spectrum", *files, "--conformers", "--depth", "250", "--out", str(csv), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    header = csv.read_text().splitlines()[0].split(",")
+    table = dict(zip(header, np.loadtxt(csv, delimiter=",", skiprows=1, unpack=True)))
+    if {"trans_km_mol-1_cm", "gauche_km_mol-1_cm"} <= set(table):
+        assert "from 6 x 0.4 ps langevin equilibration" in printed
+        want = populations["trans"][0] * table["trans_km_mol-1_cm"] + populations["gauche"][0] * table["gauche_km_mol-1_cm"]
+        np.testing.assert_allclose(table["intensity_km_mol-1_cm"], want, rtol=1e-6, atol=1e-9)
+    else:                                    # a conformer without a spectrum: said, and the frame average stays
+        assert "no spectrum of" in printed
+    assert "production: nve" in printed
+    assert main(["spectrum", *files, "--conformers", "--populations", "frames", "--depth", "250",
+                 "--out", str(csv), "--quiet"]) == 0
+    assert "where the trajectories happened to be" in capsys.readouterr().out
+    langevin = tmp_path / "langevin"
+    assert main(["md", "--time", "1.2", "--n-traj", "2", "--equilibration", "0", "--thermostat", "langevin",
+                 "--interval", "4", "--out", str(langevin)]) == 0
+    langevin_files = [str(p) for p in sorted(langevin.glob("traj_*.extxyz"))]
+    with pytest.warns(UserWarning, match="broadens every band by 53 cm\\^-1"):      # resolution 33 cm^-1
+        assert main(["spectrum", *langevin_files, "--depth", "1000", "--out", str(csv), "--quiet"]) == 0
+    assert main(["spectrum", *langevin_files, "--depth", "250", "--out", str(csv), "--quiet"]) == 0   # 133 cm^-1
+    assert "Lorentzian of FWHM 53 cm^-1" in capsys.readouterr().out
+
+
 def _fwhm(wavenumber, density, low, high):
     """Full width at half maximum (cm^-1) of the band with its peak in [low, high]."""
     inside = (wavenumber >= low) & (wavenumber <= high)

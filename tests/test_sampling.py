@@ -62,6 +62,7 @@ class Springs(Calculator):
         self.results["forces"] = -self.parameters.k * displacement
 
 
+@pytest.mark.slow
 def test_langevin_with_fixcom_reaches_its_temperature():
     from ase import Atoms
     from ase.md.velocitydistribution import thermalize_momenta

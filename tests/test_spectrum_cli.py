@@ -153,26 +153,26 @@ def test_bad_files_name_file_and_frame(tmp_path, capsys):
     dipoles[7] = None
     missing = write_trajectory(tmp_path / "missing.extxyz", dipoles, positions)
     with pytest.raises(DataFileError, match=r"missing.extxyz: frame 7 has no dipole"):
-        trajio.read_trajectory(missing)
+        trajio.read_timeseries(missing)
     dipoles[7] = np.array([0.1, np.nan, 0.0])
     nan = write_trajectory(tmp_path / "nan.extxyz", dipoles, positions)
     with pytest.raises(DataFileError, match=r"nan.extxyz: frame 7: dipole is not finite"):
-        trajio.read_trajectory(nan)
+        trajio.read_timeseries(nan)
     dipoles[7] = np.zeros(3)
     good = write_trajectory(tmp_path / "good.extxyz", dipoles, positions)
     with pytest.raises(ValueError, match=r"good.extxyz: 50 frames .* too short for depth_fs=1000"):
-        spectra.ensemble_spectrum([trajio.read_trajectory(good).dipoles], timestep_fs=0.5,
+        spectra.ensemble_spectrum([trajio.read_timeseries(good).dipoles], timestep_fs=0.5,
                                   temperature_K=300.0, sources=[good])
     assert main(["spectrum", str(good), "--quiet", "--out", str(tmp_path / "s.csv")]) == 2
     assert "error: " + str(good) + ": 50 frames (24.5 fs) are too short" in capsys.readouterr().err
     with pytest.raises(DataFileError, match="frames are 0.5 fs apart but timestep_fs=1 was given"):
-        trajio.read_trajectory(good, timestep_fs=1.0)
+        trajio.read_timeseries(good, timestep_fs=1.0)
     import ase.io
     frames = ase.io.read(good, ":")
     frames[12].info["time"] += 0.2
     ase.io.write(tmp_path / "uneven.extxyz", frames, format="extxyz")
     with pytest.raises(DataFileError, match=r"uneven.extxyz: frame 12 is 0.7 fs after frame 11"):
-        trajio.read_trajectory(tmp_path / "uneven.extxyz")
+        trajio.read_timeseries(tmp_path / "uneven.extxyz")
 
 
 def test_truncated_last_frame_keeps_complete_frames(tmp_path):
@@ -182,7 +182,7 @@ def test_truncated_last_frame_keeps_complete_frames(tmp_path):
     text = path.read_text()
     path.write_text(text[: len(text) - 60])
     with pytest.warns(UserWarning, match=r"cut.extxyz: frame 19 cannot be read .* 19 complete frames"):
-        trajectory = trajio.read_trajectory(path)
+        trajectory = trajio.read_timeseries(path)
     assert trajectory.n_frames == 19 and trajectory.timestep_fs == 0.5
 
 
@@ -197,8 +197,65 @@ def test_cli_errors_are_clean(tmp_path, capsys):
 
 @pytest.mark.skipif(not os.path.isdir(NEWTONX_SAMPLE), reason="shared Newton-X sample absent")
 def test_newtonx_folder_is_read_through_newtonx_reader(capsys):
-    trajectory = trajio.read_trajectory(NEWTONX_SAMPLE, dipoles=False)
+    trajectory = trajio.read_timeseries(NEWTONX_SAMPLE, dipoles=False)
     assert trajectory.timestep_fs == pytest.approx(0.5)
     assert trajectory.positions.shape[1:] == (14, 3)
     assert main(["spectrum", NEWTONX_SAMPLE, "--quiet", "--temperature", "300"]) == 2
     assert "frame 0 has no dipole" in capsys.readouterr().err
+
+
+def _alternating_run(path, segment_frames, n_segments, rng):
+    """One file alternating trans (mode at 1000 cm^-1) and gauche (1500 cm^-1) every segment_frames."""
+    n_frames = segment_frames * n_segments
+    is_trans = (np.arange(n_frames) // segment_frames) % 2 == 0
+    dihedral = np.where(is_trans, 180.0, 65.0) + rng.normal(scale=5, size=n_frames)
+    trans = np.outer(thermal_mode(1000.0, n_frames, phase=rng.uniform(0, 6)), D_TRANS)
+    gauche = np.outer(thermal_mode(1500.0, n_frames, phase=rng.uniform(0, 6)), D_GAUCHE)
+    return write_trajectory(path, 0.5 + np.where(is_trans[:, None], trans, gauche), dce_positions(dihedral))
+
+
+def test_conformers_with_segments_shorter_than_depth_fall_back_with_a_note(tmp_path, capsys):
+    # 600-frame segments (299.5 fs) at 0.5 fs: shorter than --depth 1000 fs, long enough for 298.5 fs
+    rng = np.random.default_rng(1)
+    runs = [str(_alternating_run(tmp_path / "alt.extxyz", 600, 6, rng))]
+    out, png = tmp_path / "spectrum.csv", tmp_path / "spectrum.png"
+    args = ["spectrum", *runs, "--depth", "1000", "--conformers", "--out", str(out), "--quiet"]
+    assert main(args + ["--plot", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert ("note: trans: the longest trans segment is 299.5 fs, shorter than --depth 1000 fs; its spectrum "
+            "uses depth 298.5 fs") in printed
+    assert "note: gauche: the longest gauche segment is 299.5 fs" in printed
+    header, table = read_csv(out)
+    assert header[3:] == ["trans_km_mol-1_cm", "trans_stderr", "gauche_km_mol-1_cm", "gauche_stderr"]
+    wavenumber, trans, gauche = table[:, 0], table[:, 3], table[:, 5]
+    # the coarser conformer spectra still hold their own band (wider: 300 fs gives ~110 cm^-1 resolution)
+    assert spectra.band_integral(wavenumber, trans, 700, 1300) == pytest.approx(
+        spectra.harmonic_ir_intensity(D_TRANS), rel=0.15)
+    assert spectra.band_integral(wavenumber, gauche, 1200, 1800) == pytest.approx(
+        spectra.harmonic_ir_intensity(D_GAUCHE), rel=0.15)
+    assert png.stat().st_size > 10000
+    # segments too short even for the shortest depth: no conformer panel, the all-frames spectrum stands
+    short = [str(_alternating_run(tmp_path / "short.extxyz", 200, 12, rng))]
+    assert main(["spectrum", *short, "--depth", "400", "--conformers", "--out", str(out), "--quiet",
+                 "--plot", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: trans: no trans segment is longer than 99.5 fs, too short for a spectrum" in printed
+    assert "the all-frames spectrum stands" in printed
+    header, _ = read_csv(out)
+    assert header == ["wavenumber_cm-1", "intensity_km_mol-1_cm", "stderr"]
+
+
+def test_plot_range_follows_intensity_and_band_integral_matches_it(dce_runs, tmp_path, capsys):
+    from nxplugin.analysis.plots import auto_range, plot_spectrum
+
+    trajectories = [trajio.read_timeseries(path) for path in dce_runs]
+    spectrum = spectra.ensemble_spectrum([t.dipoles for t in trajectories], timestep_fs=TIMESTEP_FS,
+                                         temperature_K=300.0, depth_fs=250)
+    low, high = auto_range(spectrum, "intensity")
+    assert low == 0 and 1500 < high <= 1800 < spectrum.wavenumber[-1]     # modes at 1000 and 1500 cm^-1
+    figure = plot_spectrum(spectrum, conformer_spectra={"trans": spectrum}, title="quantum correction: harmonic")
+    assert figure.axes[0].get_xlim() == (low, high)
+    assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim()           # shared y scale, said so
+    assert "same y scale" in figure._suptitle.get_text()
+    assert main(["spectrum", *dce_runs, "--depth", "250", "--out", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    assert f"band integral 0-{high:g} cm^-1 (all)" in capsys.readouterr().out

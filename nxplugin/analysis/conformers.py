@@ -136,3 +136,10 @@ def populations(label_series, *, n_blocks=1):
         stderr = np.full(2, np.nan)
     mean = fractions.mean(axis=0)
     return {name: (float(mean[i]), float(stderr[i])) for i, name in enumerate(CONFORMERS)}
+
+
+def longest_run(mask):
+    """Length in frames of the longest run of True in a boolean series (0 when there is none)."""
+    mask = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
+    return int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0

@@ -269,7 +269,7 @@ def _warn_missing_beads(paths):
 
 
 def read_run(paths, *, timestep_fs=None, temperature_K=None, dipoles=True, polarizabilities=False):
-    """One i-PI run as a :class:`~nxplugin.analysis.timeseries.Trajectory` of centroid quantities.
+    """One i-PI run as a :class:`~nxplugin.analysis.timeseries.TimeSeries` of centroid quantities.
 
     The centroid dipole (polarizability, positions) is the average over the beads given: for
     TRPMD and PA-CMD the spectrum of the bead-averaged dipole approximates the Kubo-transformed
@@ -286,7 +286,7 @@ def read_run(paths, *, timestep_fs=None, temperature_K=None, dipoles=True, polar
     dipoles, polarizabilities : bool, default=True, False
         Require the dipole / polarizability extras.
     """
-    from nxplugin.analysis.timeseries import Trajectory
+    from nxplugin.analysis.timeseries import TimeSeries
 
     paths = [os.fspath(path) for path in paths]
     source = paths[0] if len(paths) == 1 else f"{group_key(paths[0])}.* ({len(paths)} files)"
@@ -309,7 +309,7 @@ def read_run(paths, *, timestep_fs=None, temperature_K=None, dipoles=True, polar
     def centroid(name):
         return data[name][1].mean(axis=0) if name in data else None
 
-    return Trajectory(source=source, timestep_fs=float(timestep_fs), temperature_K=temperature_K,
+    return TimeSeries(source=source, timestep_fs=float(timestep_fs), temperature_K=temperature_K,
                       dipoles=centroid("dipole"), polarizabilities=centroid("polarizability"),
                       positions=centroid("positions"), numbers=data["numbers"])
 

@@ -50,7 +50,7 @@ import numpy as np
 import scipy.constants as sc
 from scipy.fft import irfft, next_fast_len, rfft
 
-from nxplugin.errors import DataFileError
+from nxplugin.errors import DataFileError, NxPluginError
 
 WINDOWS = ("hann", "gaussian", "boxcar")
 QUANTUM_CORRECTIONS = ("harmonic", "standard", "schofield")
@@ -61,6 +61,10 @@ LIGHT_SPEED_CM_PER_FS = sc.c / sc.centi * sc.femto
 IR_INTENSITY_KM_PER_MOL = sc.N_A * sc.e**2 / (12 * sc.epsilon_0 * sc.c**2 * sc.atomic_mass) / sc.kilo
 #: hbar*omega/(k_B T) for 1 cm^-1 at 1 K
 _HC_OVER_K_CM_K = sc.h * sc.c / sc.centi / sc.k
+
+
+class SegmentsTooShortError(NxPluginError, ValueError):
+    """No sample has a selected segment (e.g. one conformer) longer than the correlation depth."""
 
 
 def thermal_energy(temperature_K):
@@ -147,7 +151,7 @@ def quantum_correction(wavenumber, temperature_K, kind="harmonic"):
 
 def _reduced_frequency(wavenumber, temperature_K):
     if not np.all(np.asarray(temperature_K) > 0):
-        raise ValueError(f"temperature_K={temperature_K!r} must be positive for the quantum correction")
+        raise ValueError(f"temperature_K={temperature_K:g} K must be positive for the quantum correction")
     return _HC_OVER_K_CM_K * np.asarray(wavenumber, dtype=float) / temperature_K
 
 
@@ -167,9 +171,9 @@ def _absorption_correction(wavenumber, temperature_K, kind):
 def depth_steps(depth_fs, timestep_fs):
     """Number of correlation lags ``M = round(depth_fs / timestep_fs)`` (at least 1)."""
     if not timestep_fs > 0:
-        raise ValueError(f"timestep_fs={timestep_fs!r} must be positive")
+        raise ValueError(f"timestep_fs={timestep_fs:g} fs must be positive")
     if not depth_fs > 0:
-        raise ValueError(f"depth_fs={depth_fs!r} must be positive")
+        raise ValueError(f"depth_fs={depth_fs:g} fs must be positive")
     return max(1, int(round(depth_fs / timestep_fs)))
 
 
@@ -238,7 +242,7 @@ def derivative_spectrum(acf, timestep_fs, temperature_K, *, window="hann", qcf="
     """
     n_lags = len(acf) - 1
     if not temperature_K > 0:
-        raise ValueError(f"temperature_K={temperature_K!r} must be positive")
+        raise ValueError(f"temperature_K={temperature_K:g} K must be positive")
     if padding < 1:
         raise ValueError(f"padding={padding!r} must be at least 1")
     size = next_fast_len(int(np.ceil(padding * (2 * n_lags + 1))), real=True)
@@ -351,7 +355,7 @@ class Spectrum:
 def split_blocks(n_frames, n_blocks):
     """Slices cutting ``n_frames`` into ``n_blocks`` contiguous blocks of equal length (rest dropped)."""
     if n_blocks < 1:
-        raise ValueError(f"n_blocks={n_blocks!r} must be at least 1")
+        raise ValueError(f"n_blocks={n_blocks} must be at least 1")
     length = n_frames // n_blocks
     return [slice(i * length, (i + 1) * length) for i in range(n_blocks)]
 
@@ -367,7 +371,7 @@ def _sample_curves(kind, values, timestep_fs, temperature_K, mask, options):
 
 
 def ensemble_spectrum(series, *, timestep_fs, temperature_K, kind="ir", n_blocks=1, masks=None,
-                      sources=None, depth_fs=1000.0, window="hann", qcf="harmonic", padding=4):
+                      sources=None, depth_fs=1000.0, window="hann", qcf="harmonic", padding=4, what=None):
     """Average spectrum over trajectories (or blocks of each) with a per-wavenumber standard error.
 
     Parameters
@@ -388,11 +392,18 @@ def ensemble_spectrum(series, *, timestep_fs, temperature_K, kind="ir", n_blocks
         Names of the series (file names); a series that cannot be used (too short for the depth,
         non-finite values) raises :class:`~nxplugin.errors.DataFileError` naming it.
     depth_fs, window, qcf, padding : see :func:`ir_spectrum`
+    what : str, optional
+        What ``masks`` select (e.g. "gauche" for gauche segments), named in warnings and errors.
 
     Returns
     -------
     Spectrum
         Mean over samples with equal weights, stderr = sample standard deviation / sqrt(n_samples).
+
+    Raises
+    ------
+    SegmentsTooShortError
+        With ``masks``, when no sample has a selected segment longer than the depth.
     """
     if len(series) == 0:
         raise ValueError("no series given")
@@ -414,11 +425,13 @@ def ensemble_spectrum(series, *, timestep_fs, temperature_K, kind="ir", n_blocks
                 skipped.append(label)
                 continue
             samples.append(curves)
-    if skipped:
-        warnings.warn(f"{len(skipped)} sample(s) have no selected segment longer than depth_fs={depth_fs:g} "
-                      f"and were skipped: {', '.join(skipped[:5])}", stacklevel=2)
+    segment = f"{what} segment" if what else "selected segment"
+    if skipped and samples:
+        warnings.warn(f"{len(skipped)} sample(s) have no {segment} longer than the depth ({depth_fs:g} fs) "
+                      f"and were skipped: {', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}",
+                      stacklevel=2)
     if not samples:
-        raise ValueError(f"no sample has a selected segment longer than depth_fs={depth_fs:g}")
+        raise SegmentsTooShortError(f"no sample has a {segment} longer than the depth ({depth_fs:g} fs)")
     mean, stderr = {}, {}
     for name in samples[0]:
         stack = np.array([sample[name] for sample in samples])

@@ -6,7 +6,7 @@ temperature in K.
 Accepted inputs: any file ``ase.io.read`` reads whose frames carry the dipole as a calculator result
 (``atoms.get_dipole_moment()``, as ``nxplugin md`` and any ASE calculator write it) or as
 ``info['dipole']``; a Newton-X trajectory folder (read with :func:`nxplugin.newtonx.interface.read_trajectory`);
-plain arrays through :class:`Trajectory`; i-PI's extras and xyz files
+plain arrays through :class:`TimeSeries`; i-PI's extras and xyz files
 (:mod:`nxplugin.analysis.ipi_files`, one run with all its beads is one trajectory). The spacing of
 the frames is taken from ``info['time']`` (fs; or ``info['time_fs']``) when every frame has it, else from ``info['timestep_fs']``, else it must
 be given. The temperature comes from ``info['temperature_K']`` unless given. The polarizability is
@@ -25,7 +25,7 @@ TIME_STEP_RTOL = 1e-6
 
 
 @dataclass
-class Trajectory:
+class TimeSeries:
     """A time series of one trajectory.
 
     Attributes
@@ -137,8 +137,8 @@ def _stack(frames, path, key, shape, required):
     return np.array(values)
 
 
-def read_trajectory(path, *, timestep_fs=None, temperature_K=None, dipoles=True, polarizabilities=False):
-    """Read one trajectory file or Newton-X folder into a :class:`Trajectory`.
+def read_timeseries(path, *, timestep_fs=None, temperature_K=None, dipoles=True, polarizabilities=False):
+    """Read one trajectory file or Newton-X folder into a :class:`TimeSeries`.
 
     Parameters
     ----------
@@ -176,20 +176,19 @@ def read_trajectory(path, *, timestep_fs=None, temperature_K=None, dipoles=True,
     if len({len(atoms) for atoms in frames}) == 1:
         positions = np.array([atoms.positions for atoms in frames])
         numbers = frames[0].numbers.copy()
-    return Trajectory(source=path, timestep_fs=spacing, temperature_K=temperature_K,
+    return TimeSeries(source=path, timestep_fs=spacing, temperature_K=temperature_K,
                       dipoles=_stack(frames, path, "dipole", (3,), dipoles),
                       polarizabilities=_stack(frames, path, "polarizability", (3, 3), polarizabilities),
                       positions=positions, numbers=numbers)
 
 
-def read_trajectories(paths, *, progress=True, **options):
-    """Read several trajectories (tqdm progress bar on a terminal); options as :func:`read_trajectory`.
+def read_timeseries_files(paths, *, progress=None, **options):
+    """Read several trajectories; options as :func:`read_timeseries`.
 
     The i-PI files of one run (all beads, extras and xyz, :mod:`nxplugin.analysis.ipi_files`) make
-    one trajectory of centroid (bead-averaged) quantities.
+    one trajectory of centroid (bead-averaged) quantities. ``progress``, if given, is called as
+    ``progress(done, total)`` after each trajectory read.
     """
-    from tqdm import tqdm
-
     from nxplugin.analysis import ipi_files
 
     paths = list(paths)
@@ -198,9 +197,13 @@ def read_trajectories(paths, *, progress=True, **options):
         run = runs.pop(ipi_files.group_key(path), None) if ipi_files.is_ipi_file(path) else path
         if run is not None:
             items.append(run)
-    bar = tqdm(items, desc="reading", unit="file", disable=None if progress and len(items) > 1 else True)
-    return [read_trajectory(item, **options) if isinstance(item, (str, os.PathLike))
-            else ipi_files.read_run(item, **options) for item in bar]
+    out = []
+    for item in items:
+        out.append(read_timeseries(item, **options) if isinstance(item, (str, os.PathLike))
+                   else ipi_files.read_run(item, **options))
+        if progress is not None:
+            progress(len(out), len(items))
+    return out
 
 
 def read_harmonic_csv(path):

@@ -9,19 +9,20 @@ differences) with the part carried by the frame's rotation. Writes DIR/diagnosti
 frame), DIR/diagnostics.png (time series, gauche frames shaded) and DIR/summary.json, and prints
 the worst frames and the fraction beyond each threshold.
 """
+from nxplugin.commands._options import positive_float, positive_int
 
 
 def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL.npz")
     parser.add_argument("trajectories", metavar="TRAJ", nargs="+", help="trajectory files (Angstrom)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--every", type=int, default=1, metavar="K", help="use every K-th frame (default 1)")
-    parser.add_argument("--eckart-ratio", type=float, default=0.01,
+    parser.add_argument("--every", type=positive_int(), default=1, metavar="K", help="use every K-th frame (default 1)")
+    parser.add_argument("--eckart-ratio", type=positive_float(), default=0.01,
                         help="flag frames whose Eckart singular ratio (s2+s3)/(s1+s2) is below this (default 0.01; "
                         "near-prolate trans-DCE itself has 0.05)")
-    parser.add_argument("--inertia-gap", type=float, default=0.02,
+    parser.add_argument("--inertia-gap", type=positive_float(), default=0.02,
                         help="flag frames whose smallest relative moment gap is below this (default 0.02)")
-    parser.add_argument("--sensitivity", type=float, default=2.0, metavar="RAD/A",
+    parser.add_argument("--sensitivity", type=positive_float("rad/Angstrom"), default=2.0, metavar="RAD/A",
                         help="flag frames whose internal frame sensitivity exceeds this, rad/Angstrom (default 2)")
 
 

@@ -5,17 +5,19 @@ with the model; older DCE models: trans and gauche; else the model's equilibrium
 differences, and writes a CSV with columns conformer, wavenumber_cm-1, intensity_km_mol-1. The
 sticks can be overlaid on an MD spectrum: nxplugin spectrum ... --harmonic harmonic.csv.
 """
+from nxplugin.commands._options import MODEL_HELP, model_path, positive_float
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL", help="model file or shipped model name ('nxplugin models' lists them)")
+    parser.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
     parser.add_argument("--start", nargs="+", metavar="FILE",
-                        help="start geometries (any ase-readable file, the model's atom order), one per conformer; "
-                        "named trans/gauche by their X-C-C-Y torsion, else by file name")
+                        help="start geometries (any ase-readable file, the model's atoms), one per conformer; "
+                        "named trans/gauche by their X-C-C-Y torsion, else by file name (default: the "
+                        "conformer minima stored with the model)")
     parser.add_argument("--out", default="harmonic.csv", metavar="CSV", help="output CSV (default harmonic.csv)")
-    parser.add_argument("--fmax", type=float, default=1e-4, metavar="EV/A",
+    parser.add_argument("--fmax", type=positive_float("eV/Angstrom"), default=1e-4, metavar="EV/A",
                         help="optimisation threshold, eV/Angstrom (default 1e-4)")
-    parser.add_argument("--delta", type=float, default=0.01, metavar="A",
+    parser.add_argument("--delta", type=positive_float("Angstrom"), default=0.01, metavar="A",
                         help="finite-difference displacement, Angstrom (default 0.01)")
 
 
@@ -29,8 +31,6 @@ def run(args):
     from nxplugin.analysis.harmonic import harmonic_ir, optimise
     from nxplugin.model.modelfile import load_model
     from nxplugin.reference import molecules
-
-    from nxplugin.shipped import model_path
 
     model = load_model(model_path(args.model))
     if args.start:

@@ -21,9 +21,22 @@ def run(args):
     print(f"  species (atom order): {' '.join(meta['species'])}")
     print(f"  frame: {meta['frame']}; outputs: {', '.join(meta['outputs'])}; training points: {meta['n_train']}")
     print(f"  energy kernel averaged over {meta.get('symmetry_images', 1)} symmetry relabelling(s); "
-          f"dipole baseline charges (e): {meta.get('charges_e')}")
+          f"dipole baseline charges (e): {' '.join(f'{q:+.4f}' for q in meta.get('charges_e') or [])}")
     print("  units: " + ", ".join(f"{k} {v}" for k, v in meta["units"].items()))
     for group, h in meta["hyperparameters"].items():
         print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
     for key, value in meta.get("training", {}).items():
-        print(f"  training {key}: {value}")
+        print(f"  training {key}: {_format_training(key, value)}")
+
+
+def _format_training(key, value):
+    """Held-out errors as one line with units (4 significant digits), seconds rounded, the rest as stored."""
+    if key == "test_errors" and isinstance(value, dict) and value:
+        from nxplugin.reference.datasets import format_errors
+        try:
+            return format_errors(value)
+        except KeyError:            # errors written by another version: print them compactly
+            return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.1f}" if key.endswith("seconds") else f"{value:.4g}"
+    return value

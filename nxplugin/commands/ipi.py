@@ -16,6 +16,7 @@ example:
   i-pi input.xml &
   nxplugin ipi --unix dce
 """
+from nxplugin.commands._options import int_between, nonnegative_float, nonnegative_int, positive_float
 
 
 def add_arguments(parser):
@@ -23,18 +24,18 @@ def add_arguments(parser):
                         help="model file or shipped model name (default: dce-gfn2xtb, 'nxplugin info' lists them)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--unix", metavar="NAME", help="i-PI's unix socket <address> (the file is PREFIX+NAME)")
-    where.add_argument("--port", type=int, metavar="N", help="i-PI's inet socket <port>")
+    where.add_argument("--port", type=int_between(1, 65535), metavar="N", help="i-PI's inet socket <port>")
     parser.add_argument("--host", default="127.0.0.1", help="i-PI's inet <address> (default 127.0.0.1)")
     parser.add_argument("--sockets-prefix", default="/tmp/ipi_", metavar="PREFIX",
                         help="as <simulation sockets_prefix> in i-PI's input (default /tmp/ipi_)")
     parser.add_argument("--structure", metavar="FILE",
                         help="a structure file (xyz, ...) with i-PI's atoms in i-PI's order, to check them "
                              "against the model's")
-    parser.add_argument("--wait", type=float, default=60.0, metavar="S",
+    parser.add_argument("--wait", type=nonnegative_float("s"), default=60.0, metavar="S",
                         help="seconds to wait for i-PI's socket to appear (default 60)")
-    parser.add_argument("--ood-threshold", type=float, default=1.0,
+    parser.add_argument("--ood-threshold", type=positive_float(), default=1.0,
                         help="out-of-domain score that triggers a warning (default 1.0)")
-    parser.add_argument("--blas-threads", type=int, default=1, metavar="N",
+    parser.add_argument("--blas-threads", type=nonnegative_int(), default=1, metavar="N",
                         help="BLAS threads for the predictions (default 1: faster for these sizes, and "
                              "i-PI needs a core too; 0 leaves BLAS as it is)")
 

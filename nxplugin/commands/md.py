@@ -22,6 +22,11 @@ given by --scheduler or --scheduler-file; every backend writes the same bytes.
 """
 import os
 
+# --- option range types (issue 17) ---
+from nxplugin.commands._options import (nonnegative_float, nonnegative_int, positive_float, positive_int,
+                                        refuse_existing_run)
+# --- end ---
+
 #: steps between the equilibration frames kept for populations and production starts
 EQUILIBRATION_INTERVAL = 40
 
@@ -32,38 +37,38 @@ def add_arguments(parser):
     parser.add_argument("--start", nargs="+", metavar="FILE",
                         help="start geometries (any ase-readable file, the model's atoms), used in turn; "
                         "default: the conformer minima stored with the model")
-    parser.add_argument("--temperature", type=float, default=300.0, metavar="K",
+    parser.add_argument("--temperature", type=nonnegative_float("K"), default=300.0, metavar="K",
                         help="temperature of the ensemble, K (default 300)")
-    parser.add_argument("--timestep", type=float, default=0.5, metavar="FS", help="time step, fs (default 0.5)")
-    parser.add_argument("--time", type=float, default=1.0, metavar="PS",
+    parser.add_argument("--timestep", type=positive_float("fs"), default=0.5, metavar="FS", help="time step, fs (default 0.5)")
+    parser.add_argument("--time", type=positive_float("ps"), default=1.0, metavar="PS",
                         help="length of each production trajectory, ps (default 1)")
-    parser.add_argument("--n-traj", type=int, default=2, help="number of production trajectories (default 2)")
+    parser.add_argument("--n-traj", type=positive_int(), default=2, help="number of production trajectories (default 2)")
     parser.add_argument("--thermostat", choices=["nve", "langevin", "bussi"], default="nve",
                         help="production: nve (velocity Verlet, default), langevin or bussi")
-    parser.add_argument("--equilibration", type=float, default=10.0, metavar="PS",
+    parser.add_argument("--equilibration", type=nonnegative_float("ps"), default=10.0, metavar="PS",
                         help="equilibration per replica, ps (default 10; 0: start production at the minima)")
-    parser.add_argument("--equilibration-replicas", type=int, default=32, metavar="N",
+    parser.add_argument("--equilibration-replicas", type=positive_int(), default=32, metavar="N",
                         help="replicas of the equilibration ensemble (default 32, at least --n-traj)")
     parser.add_argument("--equilibration-thermostat", choices=["langevin", "bussi"], default="langevin",
                         help="thermostat of the equilibration (default langevin)")
-    parser.add_argument("--friction", type=float, default=0.01, metavar="1/FS",
+    parser.add_argument("--friction", type=nonnegative_float("1/fs"), default=0.01, metavar="1/FS",
                         help="Langevin friction, 1/fs (default 0.01)")
-    parser.add_argument("--taut", type=float, default=100.0, metavar="FS", help="Bussi time constant, fs (default 100)")
-    parser.add_argument("--interval", type=int, default=2, help="steps between saved frames (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--taut", type=positive_float("fs"), default=100.0, metavar="FS", help="Bussi time constant, fs (default 100)")
+    parser.add_argument("--interval", type=positive_int("steps"), default=2, help="steps between saved frames (default 2)")
+    parser.add_argument("--seed", type=nonnegative_int(), default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (traj_000.extxyz, ...)")
     parser.add_argument("--resume", action="store_true", help="continue unfinished trajectories in DIR")
-    parser.add_argument("--checkpoint-every", type=int, default=200, metavar="FRAMES",
+    parser.add_argument("--checkpoint-every", type=positive_int("frames"), default=200, metavar="FRAMES",
                         help="saved frames between checkpoints (default 200)")
-    parser.add_argument("--ood-threshold", type=float, default=1.0,
+    parser.add_argument("--ood-threshold", type=positive_float(), default=1.0,
                         help="out-of-domain score that triggers a warning (default 1.0)")
     parser.add_argument("--stop-on-ood", action="store_true",
                         help="stop a trajectory cleanly when it leaves the training domain")
     parser.add_argument("--engine", choices=["ase", "batched"],
                         help="batched replicas (default for more than one) or one ASE dynamics per trajectory")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+    parser.add_argument("--jobs", type=positive_int(), default=1, metavar="N",
                         help="local processes running chunks of trajectories (joblib; default 1)")
-    parser.add_argument("--chunk-size", type=int, default=32, metavar="N",
+    parser.add_argument("--chunk-size", type=positive_int(), default=32, metavar="N",
                         help="trajectories per chunk, predicted together (default 32)")
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the chunks on this Dask scheduler")
@@ -141,13 +146,7 @@ def run(args):
     from nxplugin.model.modelfile import load_model
     from nxplugin.shipped import model_path
 
-    if args.timestep <= 0 or args.time <= 0 or args.n_traj < 1 or args.temperature < 0:
-        raise ValueError("--timestep, --time and --n-traj must be positive and --temperature non-negative")
-    if args.jobs < 1 or args.chunk_size < 1:
-        raise ValueError(f"--jobs ({args.jobs}) and --chunk-size ({args.chunk_size}) must be at least 1")
-    if args.equilibration < 0 or args.equilibration_replicas < 1:
-        raise ValueError(f"--equilibration ({args.equilibration:g} ps) must be >= 0 and "
-                         f"--equilibration-replicas ({args.equilibration_replicas}) at least 1")
+    refuse_existing_run(args.out, args.resume)   # issue 17; option ranges are checked by their types
     model_file = model_path(args.model)
     model = load_model(model_file)
     args.start_geometries = None

@@ -1,21 +1,23 @@
 """Newton-X CS interface: the step program Newton-X runs each MD step, and trajectory setup.
 
-  nxplugin newtonx step --model MODEL.npz
+  nxplugin newtonx step [--model MODEL.npz]
       Run by Newton-X in the trajectory's TEMP/ folder. Reads geom (bohr, amu) and control.d, writes
       epot (Hartree), grad and grad.all (dE/dR in Hartree/bohr), and appends the dipole (e*bohr) and
       polarizability (bohr**3) at time t (fs) to ../RESULTS/nxplugin-dipoles.dat. Ground state only
       (nstat = 1, nstatdyn = 1). Imports numpy only, for a fast start.
 
-  nxplugin newtonx serve --model MODEL.npz --socket PATH
+  nxplugin newtonx serve [--model MODEL.npz] --socket PATH
       Persistent mode: keeps the model loaded and does the steps of 'step --socket PATH' clients,
       which then skip loading numpy, scipy and the model (see the benchmark for the gain).
 
-  nxplugin newtonx setup GEOMETRY --model MODEL.npz -o DIR [--temperature K] [--dt FS] [--tmax FS]
+  nxplugin newtonx setup GEOMETRY [--model MODEL.npz] -o DIR [--temperature K] [--dt FS] [--tmax FS]
       Writes a Newton-X CS trajectory folder: geom (bohr, amu), veloc (bohr per atomic time unit,
       Maxwell-Boltzmann at --temperature in K, no net momentum), control.dyn (nstat = 1, nstatdyn = 1,
       thres = 0, dt and tmax in fs), JOB_AD/ with analyt.par for prog = 0, and run-nxplugin.pl with the
       colib_perl.pm entry for the run-<name>.pl route.
 """
+from nxplugin.commands._options import (MODEL_HELP, model_path, nonnegative_float, nonnegative_int,
+                                        positive_float)
 
 
 def add_arguments(parser):
@@ -24,7 +26,7 @@ def add_arguments(parser):
                           description="Run in Newton-X's TEMP/: reads geom (bohr) and control.d, writes epot "
                           "(Hartree), grad and grad.all (Hartree/bohr); appends the dipole (e*bohr) to "
                           "RESULTS/nxplugin-dipoles.dat.")
-    step.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
+    step.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     step.add_argument("--directory", default=".", help="Newton-X TEMP/ folder (default: current folder)")
     step.add_argument("--results", default=None,
                       help="folder of the dipole side file (default: DIRECTORY/../RESULTS)")
@@ -35,7 +37,7 @@ def add_arguments(parser):
     serve = sub.add_parser("serve", help="persistent mode: keep the model loaded for 'step --socket' calls",
                            description="Keep the model loaded and serve 'nxplugin newtonx step --socket PATH' "
                            "calls over a Unix socket, one at a time. Stop with Ctrl-C or SIGTERM.")
-    serve.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
+    serve.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     serve.add_argument("--socket", required=True, help="Unix socket path to create")
 
     setup = sub.add_parser("setup", help="write a Newton-X CS trajectory folder for an nxplugin model",
@@ -43,17 +45,19 @@ def add_arguments(parser):
                            "colib_perl-entry.txt for a ground-state Newton-X CS run with an nxplugin model.")
     setup.add_argument("geometry", help="initial geometry: any ase-readable file (Angstrom), e.g. an MD trajectory")
     setup.add_argument("--frame", default="-1", help="frame of GEOMETRY to start from (ase index; default -1, the last)")
-    setup.add_argument("--model", required=True, help="nxplugin model file (.npz) or shipped model name")
+    setup.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     setup.add_argument("-o", "--output", required=True, help="trajectory folder to create")
-    setup.add_argument("--temperature", type=float, default=300.0,
-                       help="temperature of the initial Maxwell-Boltzmann velocities, in K (default 300)")
-    setup.add_argument("--dt", type=float, default=0.5, help="time step in fs (default 0.5)")
-    setup.add_argument("--tmax", type=float, default=100.0, help="length of the run in fs (default 100)")
-    setup.add_argument("--seed", type=int, default=None, help="seed of the velocity draw")
+    setup.add_argument("--temperature", type=nonnegative_float("K"), default=300.0, metavar="K",
+                       help="temperature of the initial Maxwell-Boltzmann velocities, K >= 0 (default 300)")
+    setup.add_argument("--dt", type=positive_float("fs"), default=0.5, metavar="FS",
+                       help="time step, fs > 0 (default 0.5)")
+    setup.add_argument("--tmax", type=positive_float("fs"), default=100.0, metavar="FS",
+                       help="length of the run, fs > 0 (default 100)")
+    setup.add_argument("--seed", type=nonnegative_int(), default=None, help="seed of the velocity draw (>= 0)")
     setup.add_argument("--route", choices=["analytical", "perl"], default="analytical",
                        help="prog in control.dyn: 'analytical' (prog = 0, analyt.par) or 'perl' "
                        "(run-nxplugin.pl registered in colib_perl.pm, prog = --prog-number)")
-    setup.add_argument("--prog-number", type=float, default=30.0,
+    setup.add_argument("--prog-number", type=positive_float(), default=30.0, metavar="N",
                        help="program number for the run-nxplugin.pl route (default 30.0)")
 
 
@@ -83,10 +87,6 @@ def step_through_server(socket_path, directory, results=None):
 
 
 def run(args):
-    if getattr(args, "model", None):
-        from nxplugin.shipped import model_path
-
-        args.model = model_path(args.model)
     if args.newtonx_command == "step" and args.socket:
         answer = step_through_server(args.socket, args.directory, args.results)
         if answer is not None:
@@ -103,9 +103,9 @@ def run(args):
             import sys
             # SIGTERM (a job scheduler's stop) -> SystemExit: serve's cleanup runs, the socket file goes
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-            serve(load_model(args.model), args.socket)
+            serve(load_model(model_path(args.model)), args.socket)
             return 0
-        model = load_model(args.model)
+        model = load_model(model_path(args.model))
         model.kernel = "numpy"        # one prediction per process: the numpy sums beat loading numba (~0.8 s)
         run_step(model, args.directory, results_dir=args.results)
         return 0
@@ -116,7 +116,7 @@ def run(args):
 
     frame = int(args.frame) if args.frame.lstrip("-").isdigit() else args.frame
     atoms = ase.io.read(args.geometry, index=frame)
-    paths = setup_trajectory(args.output, atoms, model_path=args.model, temperature_K=args.temperature,
+    paths = setup_trajectory(args.output, atoms, model_path=model_path(args.model), temperature_K=args.temperature,
                              dt_fs=args.dt, tmax_fs=args.tmax, seed=args.seed, route=args.route,
                              prog_number=args.prog_number)
     print(f"wrote {len(paths)} files in {args.output}:")

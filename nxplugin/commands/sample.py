@@ -14,6 +14,8 @@ example:
 """
 import time
 
+from nxplugin.commands._options import nonnegative_float, nonnegative_int, positive_float, positive_int
+
 
 def add_arguments(parser):
     add = parser.add_argument
@@ -27,17 +29,17 @@ def add_arguments(parser):
              "from the bonds)")
     add("--conformers", nargs="+", default=None, metavar="NAME",
         help="which starts to run from (default: all; without --start: trans gauche of DCE)")
-    add("--temperatures", nargs="+", type=float, default=[300.0, 400.0, 500.0, 600.0],
+    add("--temperatures", nargs="+", type=positive_float("K"), default=[300.0, 400.0, 500.0, 600.0],
         metavar="K", help="thermostat temperatures in K (default: 300 400 500 600)")
-    add("--n-traj", type=int, default=2, help="trajectories per (conformer, temperature) (default: 2)")
-    add("--n-frames", type=int, default=50, help="saved frames per trajectory (default: 50)")
-    add("--stride", type=int, default=40, help="MD steps between saved frames (default: 40)")
-    add("--timestep", type=float, default=0.5, metavar="FS", help="MD time step in fs (default: 0.5)")
-    add("--equilibration", type=float, default=500.0, metavar="FS",
+    add("--n-traj", type=positive_int(), default=2, help="trajectories per (conformer, temperature) (default: 2)")
+    add("--n-frames", type=positive_int(), default=50, help="saved frames per trajectory (default: 50)")
+    add("--stride", type=positive_int("steps"), default=40, help="MD steps between saved frames (default: 40)")
+    add("--timestep", type=positive_float("fs"), default=0.5, metavar="FS", help="MD time step in fs (default: 0.5)")
+    add("--equilibration", type=nonnegative_float("fs"), default=500.0, metavar="FS",
         help="dynamics in fs before the first saved frame (default: 500)")
-    add("--friction", type=float, default=0.01, metavar="PER_FS",
+    add("--friction", type=positive_float("1/fs"), default=0.01, metavar="PER_FS",
         help="Langevin friction in 1/fs (default: 0.01)")
-    add("--seed", type=int, default=0, help="random seed; trajectory k uses default_rng([seed, k])")
+    add("--seed", type=nonnegative_int(), default=0, help="random seed; trajectory k uses default_rng([seed, k])")
     add("--polarizability", action="store_true",
         help="also store the static polarizability tensor in Angstrom**3 (finite field, 6 extra SCFs)")
     add("--engine", choices=["tblite", "pyscf"], default="tblite",

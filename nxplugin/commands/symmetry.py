@@ -9,20 +9,21 @@ errors (km/mol) of the trans and gauche minima against GFN2-xTB (tblite), with t
 normal modes and each model's dipole, in the stored and in a rotated orientation (skip with
 --no-harmonic). Writes DIR/symmetry.csv, DIR/symmetry.md and DIR/symmetry.png.
 """
+from nxplugin.commands._options import int_at_least, nonnegative_int, positive_int
 
 
 def add_arguments(parser):
     parser.add_argument("data", metavar="DATA", help="training frames (extxyz, eV, e*Angstrom)")
     parser.add_argument("--test", required=True, metavar="TEST", help="test frames")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--n-train", type=int, default=1000, help="training frames (default 1000)")
-    parser.add_argument("--augment", type=int, nargs="*", default=[1, 4, 16], metavar="K",
+    parser.add_argument("--n-train", type=int_at_least(2), default=1000, help="training frames (default 1000)")
+    parser.add_argument("--augment", type=positive_int(), nargs="*", default=[1, 4, 16], metavar="K",
                         help="rotated copies per frame of the augmented direct models (default 1 4 16)")
-    parser.add_argument("--n-rotations", type=int, default=16,
+    parser.add_argument("--n-rotations", type=positive_int(), default=16,
                         help="random rotations/reflections for the covariance error (default 16)")
-    parser.add_argument("--n-covariance-frames", type=int, default=100,
+    parser.add_argument("--n-covariance-frames", type=positive_int(), default=100,
                         help="test frames for the covariance error (default 100)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the training subset and rotations")
+    parser.add_argument("--seed", type=nonnegative_int(), default=0, help="seed of the training subset and rotations")
     parser.add_argument("--no-harmonic", action="store_true", help="skip the harmonic IR intensities (tblite)")
 
 

@@ -6,17 +6,18 @@ optionally info['polarizability'] in Angstrom^3. Kernel widths and regularisatio
 closed-form leave-one-out on a subset; held-out errors are printed in kcal/mol, kcal/mol/Angstrom,
 Debye and Angstrom^3 and stored in the model file.
 """
+from nxplugin.commands._options import OptionError, int_at_least, nonnegative_int
 
 
 def add_arguments(parser):
     parser.add_argument("data", metavar="DATA.extxyz", help="labelled frames (eV, eV/Angstrom, e*Angstrom)")
     parser.add_argument("-o", "--output", metavar="MODEL.npz", required=True, help="model file to write")
-    parser.add_argument("--n-train", type=int, default=None,
+    parser.add_argument("--n-train", type=int_at_least(2), default=None,
                         help="training frames (default: all but the held-out ones)")
-    parser.add_argument("--n-test", type=int, default=None,
+    parser.add_argument("--n-test", type=nonnegative_int(), default=None,
                         help="held-out frames from DATA (default: 10%%, at most 1000; 0 with --test)")
     parser.add_argument("--test", metavar="TEST.extxyz", help="separate held-out data set")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default 0)")
+    parser.add_argument("--seed", type=nonnegative_int(), default=0, help="seed of the train/test split (default 0)")
     parser.add_argument("--frame", choices=["eckart", "inertia"], default="eckart",
                         help="molecular frame for RPR (default eckart)")
     parser.add_argument("--direct", action="store_true",
@@ -25,7 +26,7 @@ def add_arguments(parser):
                         help="equilibrium geometry (any ase-readable file, Angstrom, same atom order) for the "
                         "descriptor and the frame; default: the trans minimum for DCE, else the lowest-energy "
                         "frame of DATA relaxed with a provisional energy model and symmetrised")
-    parser.add_argument("--n-search", type=int, default=1500,
+    parser.add_argument("--n-search", type=int_at_least(2), default=1500,
                         help="frames used by the hyperparameter search (default 1500)")
 
 
@@ -46,7 +47,8 @@ def run(args):
     n_test = args.n_test if args.n_test is not None else (0 if args.test else min(1000, n // 10))
     n_train = args.n_train if args.n_train is not None else n - n_test
     if n_train + n_test > n or n_train < 2:
-        raise ValueError(f"{args.data} has {n} frames: cannot take --n-train {n_train} and {n_test} held out")
+        raise OptionError(f"{args.data} has {n} frames: cannot take --n-train {n_train} and {n_test} held out "
+                          f"(--n-test); --n-train + --n-test must be at most {n} and --n-train at least 2")
     train = subset(data, order[:n_train])
     test = read_dataset(args.test) if args.test else subset(data, order[n_train:n_train + n_test])
     print(f"{args.data}: {n} frames; training on {n_train}, testing on {len(test['positions'])}"

@@ -20,7 +20,7 @@ from nxplugin.md.batched import BatchedDynamics
 from nxplugin.md.dynamics import run_trajectory
 from nxplugin.md.trajfile import TrajectoryFile, format_frame, frame_info, trajectory_path
 
-ENGINES = ("ase", "batched")
+MD_ENGINES = ("ase", "batched")
 
 
 def run_chunk(model, starts, traj_ids, out_dir, settings, *, engine="batched", progress=None):
@@ -44,8 +44,8 @@ def run_chunk(model, starts, traj_ids, out_dir, settings, *, engine="batched", p
         One summary per trajectory (the checkpoint's ``meta`` plus ``path`` and ``messages``, the
         out-of-domain reports).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r} is not one of {ENGINES}")
+    if engine not in MD_ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {MD_ENGINES}")
     os.makedirs(out_dir, exist_ok=True)
     with threadpool_limits(limits=1, user_api="blas"):
         if engine == "ase":
@@ -163,8 +163,8 @@ def run_ensemble(model, starts, out_dir, settings, *, engine="batched", jobs=1, 
     """
     import warnings
 
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r} is not one of {ENGINES}")
+    if engine not in MD_ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {MD_ENGINES}")
     for k, atoms in enumerate(starts):
         model.check_geometry(atoms.numbers, atoms.positions)
         if not np.allclose(atoms.get_masses(), starts[0].get_masses()):

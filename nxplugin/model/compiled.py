@@ -14,7 +14,13 @@ computes the same sums with numpy otherwise. Two things make it faster than nump
   without AVX-512, several times slower (``python bench/bench_ensemble.py`` prints this one's rate).
 """
 import numpy as np
-from numba import njit
+
+# --- JIT cache out of the installed package (issue 17; nxplugin.model.jitcache) ---
+from nxplugin.model.jitcache import use_user_cache_dir
+
+use_user_cache_dir()
+# --- end ---
+from numba import njit  # noqa: E402
 
 BLOCK_ELEMENTS = 32768   # query images x training points per block (256 kB of weights: within L2)
 _LOG2E = 1.4426950408889634

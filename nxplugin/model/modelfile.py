@@ -79,11 +79,40 @@ def save_model(model, path, *, training=None):
     atomic_write(path, lambda handle: np.savez(handle, metadata=np.array(json.dumps(meta)), **arrays))
 
 
+def _check_is_archive(path):
+    """Raise :class:`ModelFileError` naming what ``path`` is when it is not a zip (``.npz``) archive."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "model.npz")
+        hint = f"; did you mean {inside}?" if os.path.isfile(inside) else "; give the model's .npz file"
+        raise ModelFileError(f"{path}: is a folder, not a model file{hint}")
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such model file")
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        what = "an empty file"
+    elif head.startswith(b"\x93NUMPY"):
+        what = "a single .npy array"
+    elif head[:1] == b"\x80" and head[1:2] in bytes(range(2, 6)):
+        what = "a pickled Python object (nxplugin never loads pickles)"
+    elif head.startswith(b"PK"):
+        what = "a truncated or corrupt zip archive"
+    else:
+        try:
+            first = head.decode("utf-8").splitlines()[0].strip()
+            what = f"a text file (first line: {first[:40]!r})"
+        except (UnicodeDecodeError, IndexError):
+            what = f"a binary file (starts with {head[:8].hex()})"
+    raise ModelFileError(f"{path}: not an nxplugin model: it is {what}, and a model is a .npz (zip) "
+                         f"archive written by nxplugin train or nxplugin.save_model")
+
+
 def read_metadata(path):
     """Metadata dict and arrays of a model file, fully validated; raises :class:`ModelFileError`."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such model file")
+    _check_is_archive(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             files = set(data.files)

@@ -1,5 +1,5 @@
-"""Newton-X CS layer: its file formats (:mod:`.files`, numpy only), the step program and server
-(:mod:`.step`), run setup and the trajectory reader (:mod:`.setup`, :mod:`.reader`).
+"""Newton-X CS layer: its input files (:mod:`.files`) and RESULTS/ files (:mod:`.results`), both numpy
+only, and the step program, persistent server, run setup and trajectory reader (:mod:`.interface`).
 
 May import :mod:`nxplugin.model` and numpy; the step path imports neither ASE nor scipy.
 """

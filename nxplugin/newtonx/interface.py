@@ -15,9 +15,10 @@ import numpy as np
 
 from nxplugin.errors import DataFileError, GeometryError
 from nxplugin.newtonx.files import (  # noqa: F401  (re-exported)
-    BOHR, HARTREE, SIDE_FILE, append_side_file, format_dyn_out, format_dyn_xyz, read_control_d,
-    read_control_dyn, read_dyn_out, read_dyn_xyz, read_en_dat, read_geom, read_side_file, read_veloc,
-    write_control_d, write_control_dyn, write_epot, write_geom, write_grad, write_veloc, atomic_write)
+    BOHR, HARTREE, SIDE_FILE, append_side_file, read_control_d, read_control_dyn, read_geom, read_side_file,
+    read_veloc, write_control_d, write_control_dyn, write_epot, write_geom, write_grad, write_veloc, atomic_write)
+from nxplugin.newtonx.results import (  # noqa: F401  (re-exported)
+    format_dyn_out, format_dyn_xyz, read_dyn_out, read_dyn_xyz, read_en_dat)
 
 
 # ---------------------------------------------------------------- step program
@@ -218,7 +219,7 @@ def write_trajectory(path, images, *, layout="2.6"):
 
     ``images`` are ``ase.Atoms`` with ``info['time']`` (fs), ``info['state']``, ``info['etot']``,
     ``info['ekin']`` and ``info['state_energies']`` in eV, as :func:`read_trajectory` returns them;
-    ``layout`` is ``"2.2"`` or ``"2.6"`` (see :func:`nxplugin.newtonx.files.format_dyn_out`).
+    ``layout`` is ``"2.2"`` or ``"2.6"`` (see :func:`nxplugin.newtonx.results.format_dyn_out`).
     """
     from ase import units
 

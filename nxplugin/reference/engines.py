@@ -8,7 +8,7 @@ import numpy as np
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.units import Bohr, Hartree
 
-ENGINES = ("tblite", "pyscf")
+LABEL_ENGINES = ("tblite", "pyscf")
 DEFAULT_METHODS = {"tblite": "GFN2-xTB", "pyscf": "b3lyp/6-31g*"}
 
 
@@ -123,8 +123,8 @@ def check_engine(engine, method=None):
     ImportError
         If the engine's package is not installed.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"{engine=} is not one of {ENGINES}")
+    if engine not in LABEL_ENGINES:
+        raise ValueError(f"{engine=} is not one of {LABEL_ENGINES}")
     method = method or DEFAULT_METHODS[engine]
     if engine == "pyscf":
         if "/" not in method:
