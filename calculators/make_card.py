@@ -121,6 +121,82 @@ def errors_by_conformer(model, data):
     return out
 
 
+def other_class(numbers, positions):
+    """Relabelling that puts frames into the other labelling class: the two hydrogens on the second
+    carbon of the X-C-C-Y torsion swapped (DCE: H6 <-> H7)."""
+    from nxplugin.model.symmetry import bond_graph
+
+    torsion_atoms = find_dihedral(numbers, positions)
+    bonded = {tuple(sorted(map(int, b))) for b in np.asarray(bond_graph(numbers, positions)).reshape(-1, 2)}
+    carbon = torsion_atoms[2]
+    hydrogens = [i for i in range(len(numbers)) if numbers[i] == 1 and tuple(sorted((i, carbon))) in bonded]
+    order = np.arange(len(numbers))
+    order[hydrogens[0]], order[hydrogens[1]] = hydrogens[1], hydrogens[0]
+    return order
+
+
+def labelling_class(model, positions):
+    """+1 for frames in the model's labelling class, -1 for the other (handedness signs, per frame)."""
+    mapper = model.atom_mapper
+    signs = np.linalg.det(positions[:, mapper.triples] - positions[:, mapper.centres, None])
+    return np.where(np.all(np.sign(signs) == mapper.reference_signs, axis=1)
+                    | np.all(np.sign(signs) == -mapper.reference_signs, axis=1), 1, -1)
+
+
+def numbering_errors(model, data, seed=0):
+    """Test errors per labelling class and numbering: as stored, the other class (H6, H7 swapped),
+    and every frame with its atoms in a random order of its own (both classes; hydrogens first for
+    every fourth frame), all through the atom mapping; plus the other class unmapped (how nxplugin
+    predicted before the mapping) for comparison."""
+    rng = np.random.default_rng(seed)
+    n = len(data["positions"])
+    n_atoms = len(data["numbers"])
+    hydrogens_first = np.argsort(data["numbers"] != 1, kind="stable")
+    other_labelling = other_class(data["numbers"], data["positions"][0])
+    out = {}
+
+    def relabelled(orders, mapped=True):
+        pred = {"energy": [], "forces": [], "dipole": [], "polarizability": []}
+        for k, order in enumerate(orders):
+            x, numbers = data["positions"][k][order], data["numbers"][order]
+            p = model.predict(x, numbers=numbers) if mapped else model.predict(x)
+            for key in pred:
+                pred[key].append(p[key])
+        return {key: np.array(v) for key, v in pred.items()}
+
+    def rmse(pred, orders):
+        from ase import units
+        kcal = units.kcal / units.mol
+        forces = np.array([data["forces"][k][o] for k, o in enumerate(orders)])
+        r = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))
+        return {"n": n, "energy_kcal_mol": r(pred["energy"], data["energies"]) / kcal,
+                "forces_kcal_mol_A": r(pred["forces"], forces) / kcal,
+                "dipole_D": r(pred["dipole"], data["dipoles"]) / units.Debye,
+                "polarizability_A3": r(pred["polarizability"], data["polarizabilities"])}
+
+    same = [np.arange(n_atoms)] * n
+    other = [other_labelling] * n
+    shuffled_same = [hydrogens_first if k % 4 == 0 else rng.permutation(n_atoms) for k in range(n)]
+    shuffled_other = [other_labelling[o] for o in shuffled_same]
+    for name, orders in (("as stored", same), ("other class", other), ("shuffled, as stored class", shuffled_same),
+                         ("shuffled, other class", shuffled_other)):
+        out[name] = rmse(relabelled(orders), orders)
+    out["other class, unmapped"] = rmse(relabelled(other, mapped=False), other)
+    out["class_of_stored_frames"] = sorted(set(labelling_class(model, data["positions"]).tolist()))
+    return out
+
+
+def numbering_tables(model, model_dir, minima):
+    """:func:`numbering_errors` on both test sets, and the labelling class of every data set's frames."""
+    out = {"test500": numbering_errors(model, read_dataset(os.path.join(model_dir, "data", "test.extxyz.gz"))),
+           "test300": numbering_errors(model, read_dataset(os.path.join(model_dir, "data", "test300.extxyz.gz")))}
+    train = read_dataset(os.path.join(model_dir, "data", "train.extxyz.gz"))
+    out["train_classes"] = sorted(set(labelling_class(model, train["positions"]).tolist()))
+    out["reference_classes"] = sorted(set(labelling_class(model, np.array(
+        [atoms.positions for atoms in minima.values()])).tolist()))
+    return out
+
+
 def covariance_error(model, data, n_geometries=10, n_transforms=1000, seed=0):
     """Covariance error over random rotations, reflections and translations.
 
@@ -214,6 +290,9 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 3000, 5000])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--skip-harmonic", action="store_true")
+    parser.add_argument("--numbering", action="store_true",
+                        help="only measure the shipped model.npz per labelling class and shuffled atom order "
+                        "(card.json 'numbering'), then rewrite MODEL_CARD.md")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw learning_curve.png and MODEL_CARD.md from card.json (and refresh "
                         "the DFT comparison from the model file)")
@@ -235,6 +314,16 @@ def main(argv=None):
             with open(os.path.join(model_dir, "card.json"), "w") as handle:
                 json.dump(card, handle, indent=1, default=float)
         plot_learning_curve(card["learning_curve"], os.path.join(model_dir, "learning_curve.png"), title)
+        write_card(card, config, os.path.join(model_dir, "MODEL_CARD.md"))
+        return
+    if args.numbering:
+        from nxplugin.model.modelfile import load_model
+        with open(os.path.join(model_dir, "card.json")) as handle:
+            card = json.load(handle)
+        model = load_model(os.path.join(model_dir, "model.npz"))
+        card["numbering"] = numbering_tables(model, model_dir, conformer_minima(config))
+        with open(os.path.join(model_dir, "card.json"), "w") as handle:
+            json.dump(card, handle, indent=1, default=float)
         write_card(card, config, os.path.join(model_dir, "MODEL_CARD.md"))
         return
     minima = conformer_minima(config)
@@ -279,6 +368,7 @@ def main(argv=None):
     card["reference"] = reference_facts(minima[config["reference"]], os.path.join(model_dir, "model.npz"))
     if config.get("dft"):
         card["dft"] = dft_comparison(config, models["eckart"], minima)
+    card["numbering"] = numbering_tables(models["eckart"], model_dir, minima)
     with open(os.path.join(model_dir, "card.json"), "w") as handle:
         json.dump(card, handle, indent=1, default=float)
     write_card(card, config, os.path.join(model_dir, "MODEL_CARD.md"))

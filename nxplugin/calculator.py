@@ -20,19 +20,36 @@ def _as_model(model_or_path):
 
 
 class _ModelUser:
-    """Validation and out-of-domain bookkeeping shared by both calculators."""
+    """Validation, atom mapping and out-of-domain bookkeeping shared by both calculators.
 
-    def _init_model(self, model_or_path, ood_threshold):
+    Atoms may come in any numbering: each geometry is mapped onto the model's labelling
+    (:mod:`nxplugin.model.atommap`, cached per atom order) and forces go back in the input's order.
+    Atoms that are not the model's molecule raise :class:`nxplugin.errors.ModelDomainError`.
+    """
+
+    default_parameters = {"ood_threshold": 1.0}
+
+    def _init_model(self, model_or_path):
         self.model = _as_model(model_or_path)
-        self.ood_threshold = ood_threshold
         self.n_out_of_domain = 0
         self.max_ood_score = 0.0
 
-    def _validate(self, atoms):
+    @property
+    def ood_threshold(self):
+        """Out-of-domain score above which a geometry is counted (``parameters["ood_threshold"]``)."""
+        return self.parameters["ood_threshold"]
+
+    @ood_threshold.setter
+    def ood_threshold(self, value):
+        self.set(ood_threshold=value)
+
+    def _predict(self, atoms, forces):
         if atoms.pbc.any():
             raise GeometryError(f"periodic cell (pbc={atoms.pbc.tolist()}): nxplugin models are for "
                                 "isolated molecules; set atoms.pbc = False")
-        self.model.check_geometry(atoms.numbers, atoms.positions)
+        pred = self.model.predict(atoms.positions, numbers=atoms.numbers, forces=forces)
+        self._record_ood(pred["ood_score"])
+        return pred
 
     def _record_ood(self, score):
         score = float(score)
@@ -42,7 +59,7 @@ class _ModelUser:
             if self.n_out_of_domain == 1:
                 warnings.warn(f"geometry beyond the training data (ood_score={score:.2f} > "
                               f"{self.ood_threshold}); predictions may be unreliable. The count is "
-                              "kept in calc.n_out_of_domain", stacklevel=4)
+                              "kept in calc.n_out_of_domain", stacklevel=5)
 
 
 class RPRCalculator(_ModelUser, Calculator):
@@ -53,14 +70,17 @@ class RPRCalculator(_ModelUser, Calculator):
     model_or_path : RPRModel or str or path-like
         A fitted model or a model file (:func:`nxplugin.load_model`).
     ood_threshold : float, default=1.0
-        Out-of-domain score above which a warning is given (once) and counted.
+        Out-of-domain score above which a warning is given (once) and counted; an ASE parameter
+        (``calc.parameters``, ``calc.set(ood_threshold=...)``, ``calc.todict()``).
+
+    Atoms may be numbered in any order (see :class:`_ModelUser`).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "polarizability"]
 
     def __init__(self, model_or_path, *, ood_threshold=1.0, **kwargs):
-        Calculator.__init__(self, **kwargs)
-        self._init_model(model_or_path, ood_threshold)
+        Calculator.__init__(self, ood_threshold=ood_threshold, **kwargs)
+        self._init_model(model_or_path)
         if not self.model.has_polarizability:
             self.implemented_properties = ["energy", "free_energy", "forces", "dipole"]
 
@@ -104,9 +124,7 @@ class RPRCalculator(_ModelUser, Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         if atoms is not None:
             self._store(atoms, system_changes)
-        self._validate(self.atoms)
-        pred = self.model.predict(self.atoms.positions)
-        self._record_ood(pred["ood_score"])
+        pred = self._predict(self.atoms, forces=True)
         self.results = {"energy": float(pred["energy"]), "free_energy": float(pred["energy"]),
                         "forces": pred["forces"], "dipole": pred["dipole"],
                         "ood_score": float(pred["ood_score"])}
@@ -130,21 +148,22 @@ class DipoleCalculator(_ModelUser, Calculator):
             raise TypeError(f"DipoleCalculator(base=...) needs an ASE calculator for the energy and forces "
                             f"(e.g. tblite.ase.TBLite()); got {type(base).__name__}. For energies, forces "
                             f"and dipoles all from the model use nxplugin.RPRCalculator")
-        Calculator.__init__(self, **kwargs)
-        self._init_model(model_or_path, ood_threshold)
+        Calculator.__init__(self, ood_threshold=ood_threshold, **kwargs)
+        self._init_model(model_or_path)
         self.calc = base
-        own = ["dipole"] + (["polarizability"] if self.model.has_polarizability else [])
-        self.implemented_properties = [p for p in base.implemented_properties if p not in own] + own
+        self._own = ["dipole"] + (["polarizability"] if self.model.has_polarizability else [])
+        self.implemented_properties = [p for p in base.implemented_properties if p not in self._own] + self._own
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        # ASE clears self.results when the geometry changes, so the model predicts once per geometry
+        # however many properties are asked for, one by one
         Calculator.calculate(self, atoms, properties, system_changes)
-        self._validate(self.atoms)
+        if "dipole" not in self.results:
+            pred = self._predict(self.atoms, forces=False)
+            self.results["dipole"] = pred["dipole"]
+            self.results["ood_score"] = float(pred["ood_score"])
+            if "polarizability" in pred:
+                self.results["polarizability"] = pred["polarizability"]
         for name in properties:
-            if name not in ("dipole", "polarizability"):
+            if name not in self._own:
                 self.results[name] = self.calc.get_property(name, self.atoms)
-        pred = self.model.predict(self.atoms.positions, forces=False)
-        self._record_ood(pred["ood_score"])
-        self.results["dipole"] = pred["dipole"]
-        self.results["ood_score"] = float(pred["ood_score"])
-        if "polarizability" in pred:
-            self.results["polarizability"] = pred["polarizability"]

@@ -19,3 +19,8 @@ class DataFileError(NxPluginError, ValueError):
 
 class NotFittedError(NxPluginError, ValueError, AttributeError):
     """A model used before ``fit`` (or ``load_model``), as scikit-learn's ``NotFittedError``."""
+
+
+class ModelDomainError(GeometryError):
+    """Atoms that are not the model's molecule: other species or counts, or other bonds (a different
+    isomer, a broken or an extra bond); the message names what differs."""

@@ -106,14 +106,14 @@ def test_prediction_runs_blas_single_threaded_whatever_the_environment(dce_data,
 @pytest.mark.parametrize("frame", ["eckart", "lab", "inertia"])
 def test_one_geometry_compiled_path_equals_the_batched_one(dce_data, models, frame, monkeypatch):
     """A single geometry goes through compiled geometry + kernel + assembly calls (Eckart and lab
-    frames); the same geometry as a batch of one through the array code: equal to round-off."""
-    model = models[1]
-    monkeypatch.setattr(model, "frame", frame)
-    monkeypatch.setattr(model, "kernel", "compiled")
-    for x in (dce_data["positions"][260], dce_data["positions"][261] * 1.3):
+    frames, tensor outputs averaged over the symmetry images); the same geometry as a batch of one
+    through the array code: equal to round-off."""
+    for model, x in [(m, x) for m in models for x in (dce_data["positions"][260], dce_data["positions"][261] * 1.1)]:
+        monkeypatch.setattr(model, "frame", frame)
+        monkeypatch.setattr(model, "kernel", "compiled")
         one = model.predict(x)
         batch = {key: value[0] for key, value in model.predict(x[None]).items()}
-        assert set(one) == set(batch) == {"energy", "forces", "dipole", "polarizability", "ood_score"}
+        assert set(one) == set(batch) and {"energy", "forces", "dipole", "ood_score"} <= set(one)
         for key in batch:
             scale = np.max(np.abs(batch[key])) + 1.0
             np.testing.assert_allclose(one[key], batch[key], rtol=0, atol=1e-13 * scale, err_msg=key)

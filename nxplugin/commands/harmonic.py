@@ -38,7 +38,7 @@ def run(args):
         starts = read_geometries(args.start, model.numbers)
     elif getattr(model, "conformers_", None):
         starts = {c: Atoms(model.numbers, positions=x) for c, x in model.conformers_.items()}
-    elif formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
+    elif sorted(formula(model.numbers).split()) == sorted(molecules.DCE_SYMBOLS):   # any numbering: mapped
         starts = {c: molecules.dce(c) for c in molecules.CONFORMERS}
     else:
         starts = {"equilibrium": Atoms(model.numbers, positions=model.reference_)}

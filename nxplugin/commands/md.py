@@ -152,7 +152,9 @@ def run(args):
     args.start_geometries = None
     if args.start:
         from nxplugin.reference.starts import read_geometries
-        args.start_geometries = read_geometries(args.start, model.numbers)
+        # onto the model's labelling (any numbering), before masses and velocities are set
+        args.start_geometries = {name: atoms[model.atom_mapper.find(atoms.numbers, atoms.positions)]
+                                 for name, atoms in read_geometries(args.start, model.numbers).items()}
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep,
                           n_steps=int(round(args.time * 1000 / args.timestep)), interval=args.interval,
                           thermostat=args.thermostat, friction_per_fs=args.friction, taut_fs=args.taut,
@@ -171,6 +173,9 @@ def run(args):
         else:
             starts = initial_conditions(model, args.n_traj, args.temperature, args.seed,
                                         starts=args.start_geometries)
+        # start geometries (any numbering or labelling class) onto the model's labelling: the batched
+        # engine predicts on raw arrays in the model's order; ModelDomainError for another molecule
+        starts = [atoms[model.atom_mapper.find(atoms.numbers, atoms.positions)] for atoms in starts]
         print(f"production: {args.n_traj} x {args.time:g} ps, {args.thermostat} at {args.temperature:g} K "
               f"({args.timestep:g} fs steps; starts: "
               + ", ".join(f"{c} {sum(s.info['conformer'] == c for s in starts)}"

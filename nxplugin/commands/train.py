@@ -24,8 +24,9 @@ def add_arguments(parser):
                         help="train the direct lab-frame dipole model instead (not covariant; for comparison)")
     parser.add_argument("--reference", metavar="GEOMETRY",
                         help="equilibrium geometry (any ase-readable file, Angstrom, same atom order) for the "
-                        "descriptor and the frame; default: the trans minimum for DCE, else the lowest-energy "
-                        "frame of DATA relaxed with a provisional energy model and symmetrised")
+                        "descriptor and the frame, in any atom order (it sets the model's); default: the trans minimum "
+                        "for DCE, else the lowest-energy frame of DATA relaxed with a provisional energy model and "
+                        "symmetrised. Frames in any atom order are mapped onto it")
     parser.add_argument("--n-search", type=int_at_least(2), default=1500,
                         help="frames used by the hyperparameter search (default 1500)")
 
@@ -54,25 +55,37 @@ def run(args):
     print(f"{args.data}: {n} frames; training on {n_train}, testing on {len(test['positions'])}"
           + (f" from {args.test}" if args.test else ""))
 
-    reference = None
+    reference_numbers = data["numbers"]
     if args.reference:
         import ase.io
-        reference = ase.io.read(args.reference)
-        if not np.array_equal(reference.numbers, data["numbers"]):
-            raise ValueError(f"--reference {args.reference}: its atoms differ from the data's (species or order)")
-        reference = reference.positions
+        given = ase.io.read(args.reference)
+        reference_numbers, reference = given.numbers, given.positions
+        print(f"reference geometry: {args.reference}")
     else:
         from nxplugin.reference import molecules
-        from nxplugin.model.elements import formula
-        if formula(data["numbers"]) == " ".join(molecules.DCE_SYMBOLS):
-            reference = molecules.dce("trans").positions
+        if sorted(data["numbers"]) == sorted(molecules.dce("trans").numbers):
+            dce = molecules.dce("trans")
+            reference_numbers, reference = dce.numbers, dce.positions
             print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.reference.molecules.dce)")
         else:
+            # the data's frames onto the lowest-energy frame's labelling, then a symmetric minimum
+            from ase.data import atomic_masses
             from nxplugin.analysis.minima import symmetric_reference
-            reference, n_ops = symmetric_reference(train["numbers"], train["positions"], train["energies"],
-                                                   train["dipoles"], seed=args.seed)
+            from nxplugin.model.atommap import AtomMapper, map_dataset
+            lowest = train["positions"][np.argmin(train["energies"])]
+            provisional = map_dataset(AtomMapper(data["numbers"], lowest, atomic_masses[data["numbers"]]), train)
+            reference, n_ops = symmetric_reference(provisional["numbers"], provisional["positions"],
+                                                   provisional["energies"], provisional["dipoles"], seed=args.seed)
             print(f"reference geometry: the lowest-energy frame of the data relaxed with a provisional energy "
                   f"model and symmetrised ({n_ops} point-group operation(s))")
+    # every frame, in whatever numbering and labelling class, onto the reference's labelling
+    from ase.data import atomic_masses
+    from nxplugin.model.atommap import AtomMapper, map_dataset
+    mapper = AtomMapper(reference_numbers, reference, atomic_masses[reference_numbers])
+    try:
+        train, test = map_dataset(mapper, train), map_dataset(mapper, test)
+    except ValueError as err:
+        raise ValueError(f"{args.data}: {err}") from err
     model = RPRModel(frame="lab" if args.direct else args.frame, n_search=args.n_search, random_state=args.seed)
     start = time.perf_counter()
     with tqdm(total=len(SIGMA_FACTORS), desc="hyperparameter search (kernel widths)", unit="width",

@@ -161,8 +161,9 @@ def kernel_sums(images, n_img, train, train_sq, coef_energy, inv_energy, coef_t,
 
 
 @njit(cache=True, nogil=True)
-def _geometry(pos, reference_distances, pair_i, pair_j, perms, masses, reference, eckart):
-    """Descriptor, its pair vectors, symmetry images, centred positions and frame of one geometry."""
+def _geometry(pos, reference_distances, pair_i, pair_j, perms, atom_perms, masses, reference, eckart):
+    """Descriptor, its pair vectors, symmetry images, centred positions and the frame of each image's
+    relabelled copy ``pos[atom_perms[s]]`` of one geometry."""
     n_pairs = pair_i.shape[0]
     diff = np.empty((n_pairs, 3))
     r2 = np.empty(n_pairs)
@@ -188,23 +189,27 @@ def _geometry(pos, reference_distances, pair_i, pair_j, perms, masses, reference
         com /= total
         for a in range(pos.shape[0]):
             centred[a, k] -= com
-    if eckart:
-        h = np.zeros((3, 3))
-        for a in range(pos.shape[0]):
-            for j in range(3):
-                for k in range(3):
-                    h[j, k] += masses[a] * centred[a, j] * reference[a, k]
-        u, _, vt = np.linalg.svd(h)
-        frame = u @ vt
-    else:
-        frame = np.eye(3)
-    return descriptor, diff, r2, images, centred, frame
+    frames = np.empty((n_img, 3, 3))
+    for s in range(n_img):
+        if eckart:
+            h = np.zeros((3, 3))
+            for a in range(pos.shape[0]):
+                b = atom_perms[s, a]
+                for j in range(3):
+                    for k in range(3):
+                        h[j, k] += masses[a] * centred[b, j] * reference[a, k]
+            u, _, vt = np.linalg.svd(h)
+            frames[s] = u @ vt
+        else:
+            frames[s] = np.eye(3)
+    return descriptor, diff, r2, images, centred, frames
 
 
 @njit(cache=True, nogil=True)
 def _assemble(wsum, wt, images, perms, inv_width2, descriptor, diff, r2, pair_i, pair_j, n_atoms, values,
-              offset, frame, charges, centred, forces):
-    """Energy (eV), forces (eV/Angstrom, into ``forces``), dipole and polarizability of one geometry."""
+              offset, frames, charges, centred, forces):
+    """Energy (eV), forces (eV/Angstrom, into ``forces``), dipole and polarizability of one geometry,
+    the tensor outputs averaged over the images, each rotated back from its own frame."""
     n_img, n_pairs = images.shape
     energy = wsum.sum() / n_img + offset[0]
     if forces.shape[0]:
@@ -217,18 +222,21 @@ def _assemble(wsum, wt, images, perms, inv_width2, descriptor, diff, r2, pair_i,
             for k in range(3):
                 forces[pair_i[p], k] += c * diff[p, k]
                 forces[pair_j[p], k] -= c * diff[p, k]
-    columns = values + offset[1:]
     dipole = np.zeros(3)
+    polarizability = np.zeros((3, 3))
+    for s in range(n_img):
+        columns = values[s] + offset[1:]
+        frame = frames[s]
+        for j in range(3):
+            for k in range(3):
+                dipole[j] += frame[j, k] * columns[k] / n_img
+        if columns.shape[0] >= 9:
+            six = columns[3:9]
+            local = np.array([[six[0], six[3], six[4]], [six[3], six[1], six[5]], [six[4], six[5], six[2]]])
+            polarizability += frame @ local @ frame.T / n_img
     for j in range(3):
-        for k in range(3):
-            dipole[j] += frame[j, k] * columns[k]
         for a in range(n_atoms):
             dipole[j] += charges[a] * centred[a, j]
-    polarizability = np.zeros((3, 3))
-    if columns.shape[0] >= 9:
-        six = columns[3:9]
-        local = np.array([[six[0], six[3], six[4]], [six[3], six[1], six[5]], [six[4], six[5], six[2]]])
-        polarizability = frame @ local @ frame.T
     return energy, dipole, polarizability
 
 
@@ -250,19 +258,22 @@ def predict_one(model, positions, sums, forces=True):
         As :meth:`RPRModel.predict` for a single geometry.
     """
     i, j = model._pairs
-    descriptor, diff, r2, images, centred, frame = _geometry(
-        positions, model.reference_distances_, i, j, model.pair_permutations_, model.masses_, model.reference_,
-        model.frame == "eckart")
-    wsum, wt, values, d2min = sums(images[None], forces)
+    perms = model.pair_permutations_
+    descriptor, diff, r2, images, centred, frames = _geometry(
+        positions, model._symmetric("reference_distances_"), i, j, perms, model._atom_permutations,
+        model.masses_, model.reference_, model.frame == "eckart")
+    n_img = len(perms)
+    wsum, wt, values, d2min = sums(images[:, None, :], forces)      # every image on its own
     n_atoms = len(positions)
     out_forces = np.zeros((n_atoms, 3) if forces else (0, 3))
     energy, dipole, polarizability = _assemble(
-        wsum[0], wt[0], images, model.pair_permutations_, 1.0 / model.hyperparameters_["energy"]["sigma"] ** 2,
-        descriptor, diff, r2, i, j, n_atoms, values[0], model.offset_, frame, model.charges_, centred, out_forces)
+        wsum.reshape(n_img), wt.reshape(n_img, -1), images, perms,
+        1.0 / model.hyperparameters_["energy"]["sigma"] ** 2, descriptor, diff, r2, i, j, n_atoms, values,
+        model.offset_, frames, model._symmetric("charges_"), centred, out_forces)
     out = {"energy": energy, "dipole": dipole}
     if forces:
         out["forces"] = out_forces
     if model.has_polarizability:
         out["polarizability"] = polarizability
-    out["ood_score"] = np.sqrt(d2min[0]) / model.ood_scale_
+    out["ood_score"] = np.sqrt(d2min.min()) / model.ood_scale_
     return out

@@ -25,3 +25,11 @@ def describe_mismatch(expected, got):
     hint = " (same atoms in another order: reorder them to the model's order)" \
         if sorted(expected) == sorted(got) else ""
     return f"wrong species or atom order for this model: {detail}{hint}; model order: {formula(expected)}"
+
+#: Single-bond covalent radii, Angstrom (Cordero et al., Dalton Trans. 2008, 2832; sp3 carbon), by
+#: atomic number, for bond graphs (:mod:`nxplugin.model.symmetry`).
+COVALENT_RADII = {
+    1: 0.31, 2: 0.28, 3: 1.28, 4: 0.96, 5: 0.84, 6: 0.76, 7: 0.71, 8: 0.66, 9: 0.57, 10: 0.58,
+    11: 1.66, 12: 1.41, 13: 1.21, 14: 1.11, 15: 1.07, 16: 1.05, 17: 1.02, 18: 1.06, 19: 2.03,
+    20: 1.76, 31: 1.22, 32: 1.20, 33: 1.19, 34: 1.20, 35: 1.20, 36: 1.16, 53: 1.39, 54: 1.40,
+}

@@ -52,10 +52,12 @@ class RPRModel:
         baseline is exactly covariant and carries most of the dipole derivatives (IR intensities);
         the kernel model learns the smaller remainder in the molecular frame.
     symmetrize : bool, default=True
-        Average the energy kernel over the relabellings of like atoms that are symmetries of the
-        equilibrium geometry (:func:`nxplugin.model.descriptors.symmetry_pair_permutations`), which makes the
-        energy exactly invariant to them: near-degenerate normal modes of different symmetry
-        (the C-H stretches of trans-DCE, 3 cm^-1 apart) then cannot mix.
+        Average every output over the relabellings of like atoms that keep the bonds and the labelling
+        class (:mod:`nxplugin.model.symmetry`; for trans-DCE these are its 4 point-group symmetries):
+        the energy kernel, and the dipole and polarizability predicted for each relabelled copy of the
+        geometry, each in its own frame. The model is then exactly invariant to them, so the atom
+        mapping of :mod:`nxplugin.model.atommap` may pick any of them, and near-degenerate normal
+        modes of different symmetry (the C-H stretches of trans-DCE, 3 cm^-1 apart) cannot mix.
     kernel : {"auto", "numpy", "compiled"}, default="auto"
         Who evaluates the kernel sums at prediction (:mod:`nxplugin.model.kernelsums`): the compiled
         ones (numba) when installed, or numpy; the two agree to round-off. Not stored in model files.
@@ -72,7 +74,7 @@ class RPRModel:
         Equilibrium geometry, centred at its centre of mass (descriptor and frame reference).
     reference_distances_ : ndarray of shape (n_pairs,), Angstrom
     pair_permutations_ : ndarray of int of shape (n_images, n_pairs)
-        Symmetry relabellings the energy kernel averages over (row 0: identity).
+        Relabellings (class-preserving automorphisms) every output averages over (row 0: identity).
     charges_ : ndarray of shape (n_atoms,), e
         Point charges of the dipole baseline (zeros without ``charges``).
     train_descriptors_ : ndarray of shape (n_train, n_pairs)
@@ -151,8 +153,9 @@ class RPRModel:
         self.check_geometry(numbers, positions)
         self.reference_ = molframe.reference_coordinates(reference, self.masses_)
         self.reference_distances_ = descriptors.pair_distances(self.reference_)
-        self.pair_permutations_ = descriptors.symmetry_pair_permutations(numbers, self.reference_distances_) \
-            if self.symmetrize else np.arange(len(self.reference_distances_))[None]
+        self.pair_permutations_ = _averaging_group(numbers, self.reference_) if self.symmetrize \
+            else np.arange(len(self.reference_distances_))[None]
+        self.reference_distances_ = _orbit_mean(self.reference_distances_, self.pair_permutations_)
 
         # features r_eq/r - 1: the same kernel, but squared distances lose less to cancellation
         x = descriptors.inverse_distances(positions, self.reference_distances_) - 1.0
@@ -265,16 +268,20 @@ class RPRModel:
             raise GeometryError(f"atoms {i[pair]} and {j[pair]} of geometry {geometry} are "
                                 f"{r[geometry, pair]:.3f} Angstrom apart (< {MIN_DISTANCE}): overlapping atoms")
 
-    def predict(self, positions, *, forces=True):
+    def predict(self, positions, *, forces=True, numbers=None):
         """Predict for one geometry or a batch.
 
         Parameters
         ----------
         positions : array-like of shape (n_atoms, 3) or (n, n_atoms, 3), Angstrom
-            Atoms in the model's order (:attr:`numbers`); not validated here (see
-            :meth:`check_geometry`), so that the MD hot path stays cheap.
+            Atoms in the model's order (:attr:`numbers`) when ``numbers`` is None; not validated then
+            (see :meth:`check_geometry`), so that the MD hot path stays cheap.
         forces : bool, default=True
             Also return forces.
+        numbers : array-like of shape (n_atoms,), optional
+            Atomic numbers of an input in its own atom order: it is validated and mapped onto the
+            model's labelling (:func:`nxplugin.model.atommap.predict_mapped`), and forces come back in
+            the input's order. Raises :class:`nxplugin.errors.ModelDomainError` for another molecule.
 
         Returns
         -------
@@ -287,19 +294,27 @@ class RPRModel:
         """
         if not hasattr(self, "coef_"):
             raise NotFittedError("this RPRModel is not fitted yet: call fit() or nxplugin.load_model() first")
+        if numbers is not None:
+            from nxplugin.model.atommap import predict_mapped
+            return predict_mapped(self, numbers, positions, forces=forces)
         pos = np.asarray(positions, dtype=float)
         single = pos.ndim == 2
         if single and self.frame != "inertia" and self._kernel_sums.backend == "compiled":
             from nxplugin.model.compiled import predict_one       # the MD hot path: three compiled calls
             return predict_one(self, np.ascontiguousarray(pos), self._kernel_sums, forces)
         pos = pos.reshape(-1, len(self.numbers_), 3)
-        descriptor = descriptors.inverse_distances(pos, self.reference_distances_)
+        descriptor = descriptors.inverse_distances(pos, self._symmetric("reference_distances_"))
         x = descriptor - 1.0
         perms = self.pair_permutations_
+        n, n_img = len(pos), len(perms)
         images = x[:, perms]                                          # (n, n_sym, n_features)
-        wsum, wt, values, d2min = self._kernel_sums(images, forces)
+        # every image on its own: the tensor outputs are averaged over the images too (see symmetrize)
+        wsum, wt, values, d2min = self._kernel_sums(images.reshape(n * n_img, 1, -1), forces)
+        wsum, wt = wsum.reshape(n, n_img), wt.reshape(images.shape)
+        values = values.reshape(n, n_img, -1) + self.offset_[1:]
+        d2min = d2min.reshape(n, n_img).min(axis=1)
         sigma = self.hyperparameters_["energy"]["sigma"]
-        values = np.concatenate([wsum.sum(axis=1)[:, None] / len(perms), values], axis=1) + self.offset_
+        energy = wsum.sum(axis=1) / n_img + self.offset_[0]
         if forces:
             # d/dx of mean_s k(x[perm_s], t): per image, then scattered back through its permutation
             g_images = wt - wsum[..., None] * images
@@ -307,13 +322,17 @@ class RPRModel:
             for s, perm in enumerate(perms):
                 grad_x[:, perm] += g_images[:, s]
             grad_x /= sigma**2 * len(perms)
-        out = {"energy": values[:, 0]}
+        out = {"energy": energy}
         if forces:
             out["forces"] = -descriptors.descriptor_gradient(pos, descriptor, grad_x)
-        rot = self._frames(pos)
-        out["dipole"] = molframe.vector_from_frame(values[:, 1:4], rot) + self._charge_dipole(pos)
+        # the relabelled copies pos[:, a] of the images, each in its own frame
+        rot = self._frames(pos[:, self._atom_permutations].reshape(n * n_img, -1, 3))
+        values = values.reshape(n * n_img, -1)
+        out["dipole"] = molframe.vector_from_frame(values[:, 0:3], rot).reshape(n, n_img, 3).mean(axis=1) \
+            + np.einsum("i,nij->nj", self._symmetric("charges_"), molframe.centered(pos, self.masses_))
         if "polarizability" in self.outputs_:
-            out["polarizability"] = molframe.tensor_from_frame(molframe.six_to_symmetric(values[:, 4:10]), rot)
+            out["polarizability"] = molframe.tensor_from_frame(molframe.six_to_symmetric(values[:, 3:9]),
+                                                               rot).reshape(n, n_img, 3, 3).mean(axis=1)
         out["ood_score"] = np.sqrt(d2min) / self.ood_scale_
         if single:
             out = {key: value[0] for key, value in out.items()}
@@ -340,6 +359,38 @@ class RPRModel:
         state = dict(self.__dict__)
         state.pop("_evaluator", None)
         return state
+
+    def _derived(self, name, make):
+        """Symmetry arrays derived from the fitted ones once (made again after a refit)."""
+        key = (id(self.numbers_), id(self.reference_), id(self.pair_permutations_), id(self.charges_))
+        cached = self.__dict__.get("_symmetry_cache")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_symmetry_cache"] = (key, {})
+        if name not in cached[1]:
+            cached[1][name] = make()
+        return cached[1][name]
+
+    def _symmetric(self, name):
+        """``reference_distances_`` or ``charges_`` averaged over the symmetry images (bitwise invariant)."""
+        if name == "charges_":
+            return self._derived(name, lambda: _orbit_mean(self.charges_, self._atom_permutations))
+        return self._derived(name, lambda: _orbit_mean(self.reference_distances_, self.pair_permutations_))
+
+    @property
+    def _atom_permutations(self):
+        """Atom permutations of the symmetry images: image ``s`` is the descriptor of ``pos[a_s]``."""
+        from nxplugin.model.symmetry import atom_permutation
+        return self._derived("atom_perms", lambda: np.array(
+            [atom_permutation(p, len(self.numbers_)) for p in self.pair_permutations_]))
+
+    @property
+    def atom_mapper(self):
+        """The :class:`nxplugin.model.atommap.AtomMapper` of this model (built once, then cached)."""
+        def make():
+            from nxplugin.model.atommap import AtomMapper
+            return AtomMapper(self.numbers_, self.reference_, self.masses_, bonds=getattr(self, "bonds_", None),
+                              averaging=self._atom_permutations)
+        return self._derived("atom_mapper", make)
 
     @property
     def kernel_backend(self):
@@ -377,6 +428,19 @@ def _fit_charges(positions, dipoles, masses):
     design = np.einsum("nij,ik->njk", x, basis).reshape(-1, n_atoms - 1)
     t = np.linalg.lstsq(design, dipoles.reshape(-1), rcond=None)[0]
     return basis @ t
+
+
+def _averaging_group(numbers, reference):
+    """Pair permutations of the class-preserving bond-graph automorphisms (:mod:`nxplugin.model.symmetry`)."""
+    from nxplugin.model.atommap import AtomMapper
+    from nxplugin.model.symmetry import pair_permutation
+    autos = AtomMapper(numbers, reference, np.ones(len(numbers))).class_preserving
+    return np.array([pair_permutation(a) for a in autos])
+
+
+def _orbit_mean(values, permutations):
+    """``mean_s values[perm_s]``, summed in sorted order so it is bitwise invariant under the group."""
+    return np.sort(values[np.asarray(permutations)], axis=0).mean(axis=0)
 
 
 def _per_group(value, group):

@@ -6,6 +6,9 @@ Layout: every learned array of :class:`nxplugin.model.estimator.RPRModel` under 
 - ``format`` (``"nxplugin-model"``) and ``schema_version``;
 - ``species`` and ``numbers`` (atom order), ``units``, ``frame``, ``outputs``, ``hyperparameters``;
 - ``equilibrium_geometry`` (Angstrom), free-form ``training`` information (data digest, errors);
+- optional ``bonds_`` (bonded atom pairs of the reference) and ``automorphisms_`` (every relabelling of
+  like atoms that keeps them, :mod:`nxplugin.model.symmetry`); files without them (written before
+  they were stored) get them derived from the reference geometry on load;
 - optionally ``conformers``: conformer minima by name (Angstrom, the model's atom order), the start
   geometries of ``md`` and ``harmonic`` (``RPRModel.conformers_``; files without it load as before);
 - ``checksum``: SHA-256 over the name, dtype, shape and bytes of every array, in sorted order.
@@ -30,6 +33,7 @@ FORMAT = "nxplugin-model"
 SCHEMA_VERSION = 1
 ARRAYS = ("numbers_", "masses_", "reference_", "reference_distances_", "offset_", "coef_",
           "train_descriptors_", "charges_", "pair_permutations_")
+SYMMETRY_ARRAYS = ("bonds_", "automorphisms_")   # optional: derived on load when missing
 UNITS = {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "dipole": "e*Angstrom",
          "polarizability": "Angstrom**3", "masses": "amu"}
 
@@ -56,6 +60,8 @@ def save_model(model, path, *, training=None):
         JSON-serialisable facts about training (data file, digest, held-out errors, timings).
     """
     arrays = {name: np.asarray(getattr(model, name)) for name in ARRAYS}
+    mapper = model.atom_mapper
+    arrays["bonds_"], arrays["automorphisms_"] = mapper.bonds, mapper.automorphisms
     meta = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -67,6 +73,8 @@ def save_model(model, path, *, training=None):
         "hyperparameters": model.hyperparameters_,
         "ood_scale": model.ood_scale_,
         "symmetry_images": int(len(model.pair_permutations_)),
+        "automorphisms": int(len(mapper.automorphisms)),
+        "class_preserving_automorphisms": int(len(mapper.class_preserving)),
         "charges_e": np.round(model.charges_, 6).tolist(),
         "n_train": int(len(model.coef_)),
         "equilibrium_geometry": np.round(model.reference_, 10).tolist(),
@@ -120,7 +128,7 @@ def read_metadata(path):
                 raise ModelFileError(f"{path}: not an nxplugin model (no 'metadata' entry; "
                                      f"it holds {sorted(files)[:8]})")
             meta = json.loads(str(data["metadata"][()]))
-            arrays = {name: data[name] for name in ARRAYS if name in files}
+            arrays = {name: data[name] for name in ARRAYS + SYMMETRY_ARRAYS if name in files}
     except ModelFileError:
         raise
     except ValueError as err:
@@ -183,4 +191,24 @@ def load_model(path):
         if x.shape != (n_atoms, 3) or not np.all(np.isfinite(x)):
             raise ModelFileError(f"{path}: conformer {name!r} is not {n_atoms} finite positions")
         model.conformers_[name] = x
+    _load_symmetry(model, arrays, path)
     return model
+
+
+def _load_symmetry(model, arrays, path):
+    """Set the stored bond graph (or derive it) and check the stored automorphisms against it."""
+    n_atoms = len(model.numbers_)
+    bonds = arrays.get("bonds_")
+    if bonds is not None:
+        if bonds.ndim != 2 or bonds.shape[1] != 2 or bonds.dtype.kind not in "iu" or \
+                (bonds.size and (bonds.min() < 0 or bonds.max() >= n_atoms)):
+            raise ModelFileError(f"{path}: bonds_ is not a list of atom pairs of {n_atoms} atoms")
+        model.bonds_ = bonds
+    try:
+        mapper = model.atom_mapper
+    except ValueError as err:
+        raise ModelFileError(f"{path}: no bond graph for the reference geometry ({err})") from err
+    stored = arrays.get("automorphisms_")
+    if stored is not None and not np.array_equal(stored, mapper.automorphisms):
+        raise ModelFileError(f"{path}: automorphisms_ do not match the bond graph bonds_")
+    model.bonds_ = mapper.bonds

@@ -50,7 +50,8 @@ def run_step(model, directory=".", *, results_dir=None):
     DataFileError
         Missing or bad ``control.d`` or ``geom``, or a run with excited states (nstat > 1 or nstatdyn > 1).
     GeometryError
-        A geometry the model cannot take (other molecule, atom order, overlapping atoms); names ``geom``.
+        A geometry the model cannot take (overlapping atoms, or :class:`ModelDomainError`: not the
+        model's molecule); names ``geom``. Atoms may come in any order.
     """
     outputs = [os.path.join(directory, name) for name in ("epot", "grad", "grad.all")]
     for path in outputs:  # a failed step must not leave the previous step's answer for Newton-X to read
@@ -65,11 +66,10 @@ def run_step(model, directory=".", *, results_dir=None):
     geom_path = os.path.join(directory, "geom")
     _, numbers, positions_bohr, _ = read_geom(geom_path, nat=control["nat"])
     positions = positions_bohr * BOHR
-    try:
-        model.check_geometry(numbers, positions)
+    try:  # geom in Newton-X's own atom order: mapped onto the model's; grad comes back in geom's order
+        prediction = model.predict(positions[None], numbers=numbers)
     except GeometryError as err:
-        raise GeometryError(f"{geom_path}: {err}") from err
-    prediction = model.predict(positions[None])
+        raise type(err)(f"{geom_path}: {err}") from err
     energy = float(prediction["energy"][0]) / HARTREE
     gradient = -np.asarray(prediction["forces"][0]) * (BOHR / HARTREE)
     dipole = np.asarray(prediction["dipole"][0]) / BOHR

@@ -102,7 +102,7 @@ def model_errors(model, data):
     """
     from ase import units
     kcal = units.kcal / units.mol
-    pred = model.predict(data["positions"], forces=data["forces"] is not None)
+    pred = model.predict(data["positions"], forces=data["forces"] is not None, numbers=data["numbers"])
     rmse = lambda a, b: float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
     out = {"n": int(len(data["positions"])),
            "energy_kcal_mol": rmse(pred["energy"], data["energies"]) / kcal,

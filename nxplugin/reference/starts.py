@@ -76,8 +76,9 @@ def conformer_names(molecules, paths, dihedral):
 
 
 def read_geometries(paths, numbers):
-    """Geometries for a model with atoms ``numbers`` (in its order), named as :func:`conformer_names`
-    (the X-C-C-Y torsion from the bonds; file names for molecules without one).
+    """Geometries of a model's molecule (atoms ``numbers``, in any order), each in its file's atom
+    order, named as :func:`conformer_names` (the X-C-C-Y torsion found from each file's bonds; file
+    names for molecules without one).
 
     Returns
     -------
@@ -86,7 +87,7 @@ def read_geometries(paths, numbers):
     Raises
     ------
     GeometryError
-        Unreadable file, or atoms that differ from ``numbers`` (species or order).
+        Unreadable file, or atoms that differ from ``numbers`` (species or counts).
     """
     from ase.io import read
 
@@ -98,13 +99,16 @@ def read_geometries(paths, numbers):
             atoms = read(path, index=-1)
         except Exception as err:  # ASE raises many kinds; name the file
             raise GeometryError(f"cannot read start geometry {path}: {err}") from err
-        if list(atoms.numbers) != [int(z) for z in numbers]:
-            raise GeometryError(f"{path}: atoms {atoms.get_chemical_symbols()} differ from the model's "
-                                f"(atomic numbers {[int(z) for z in numbers]}, in this order)")
+        if sorted(atoms.numbers) != sorted(int(z) for z in numbers):
+            raise GeometryError(f"{path}: atoms {atoms.get_chemical_formula()} are not the model's molecule "
+                                f"(atomic numbers {sorted(int(z) for z in numbers)})")
         molecules.append(atoms)
     try:
-        dihedral = find_dihedral(molecules[0].numbers, molecules[0].positions)
-        names = conformer_names(molecules, paths, dihedral)
+        names = []
+        for molecule, path in zip(molecules, paths):
+            names += conformer_names([molecule], [path], find_dihedral(molecule.numbers, molecule.positions))
+        if len(set(names)) < len(names):
+            raise ValueError("two starts of one conformer")
     except ValueError:
         names = [os.path.basename(os.fspath(p)).split(".")[0] for p in paths]
         names = names if len(set(names)) == len(names) else [f"{s}-{i}" for i, s in enumerate(names)]
