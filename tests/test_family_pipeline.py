@@ -25,9 +25,9 @@ def _write(atoms, order, path):
 @pytest.mark.slow
 def test_dfe_from_start_files_to_spectrum(tmp_path, capsys):
     rng = np.random.default_rng(11)
-    order = rng.permutation(8)                    # the user's atom order, the same in both files
-    for conformer in ("trans", "gauche"):
-        _write(xcch2ch2y("F", "F", conformer), order, tmp_path / f"{conformer}-in.xyz")
+    order = rng.permutation(8)                    # the user's atom order (the data keep the first file's)
+    _write(xcch2ch2y("F", "F", "gauche"), order, tmp_path / "gauche-in.xyz")
+    _write(xcch2ch2y("F", "F", "trans"), rng.permutation(8), tmp_path / "trans-in.xyz")   # another order
     data, model_file = tmp_path / "dfe.extxyz", tmp_path / "dfe.npz"
     assert main(["sample", "--start", str(tmp_path / "gauche-in.xyz"), str(tmp_path / "trans-in.xyz"),
                  "--out", str(data), "--temperatures", "100", "--n-traj", "2", "--n-frames", "50",
@@ -35,7 +35,7 @@ def test_dfe_from_start_files_to_spectrum(tmp_path, capsys):
                  "--quiet"]) == 0
     frames = ase.io.read(data, ":")
     assert {f.info["conformer"] for f in frames} == {"trans", "gauche"}
-    assert frames[0].get_chemical_symbols() == ase.io.read(tmp_path / "trans-in.xyz").get_chemical_symbols()
+    assert frames[0].get_chemical_symbols() == ase.io.read(tmp_path / "gauche-in.xyz").get_chemical_symbols()
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -57,10 +57,10 @@ def test_dfe_from_start_files_to_spectrum(tmp_path, capsys):
     summary = json.loads((md / "summary.json").read_text())
     assert [t["conformer"] for t in summary["trajectories"]] == ["trans", "gauche"]
     assert main(["md", "--model", str(model_file), "--n-traj", "1", "--time", "0.02", "--temperature", "100",
-                 "--start", str(tmp_path / "gauche-in.xyz"), "--equilibration", "0",
+                 "--start", str(tmp_path / "trans-in.xyz"), "--equilibration", "0",   # in another order
                  "--out", str(tmp_path / "md2")]) == 0
     summary = json.loads((tmp_path / "md2" / "summary.json").read_text())
-    assert summary["trajectories"][0]["conformer"] == "gauche"
+    assert summary["trajectories"][0]["conformer"] == "trans"
 
     assert main(["harmonic", str(model_file), "--out", str(tmp_path / "h.csv")]) == 0
     with open(tmp_path / "h.csv") as handle:

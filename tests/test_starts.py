@@ -63,6 +63,21 @@ def test_starts_keep_the_file_order_and_are_named_by_their_torsion(tmp_path):
     assert abs(starts["trans"].info["dihedral"]) == pytest.approx(180.0, abs=0.1)
 
 
+def test_a_start_in_another_atom_order_is_mapped_onto_the_first(tmp_path):
+    from nxplugin.model.descriptors import pair_distances
+
+    write(tmp_path / "t.xyz", xcch2ch2y("F", "F", "trans"))
+    gauche = xcch2ch2y("F", "F", "gauche")
+    _shuffled(gauche, 1, tmp_path / "g.xyz")
+    starts, torsion = read_starts([tmp_path / "t.xyz", tmp_path / "g.xyz"], optimise=False)
+    assert list(starts) == ["trans", "gauche"] and torsion == (2, 0, 1, 3)
+    assert starts["gauche"].get_chemical_symbols() == starts["trans"].get_chemical_symbols()
+    d = pair_distances(starts["gauche"].positions)
+    assert np.allclose(d, pair_distances(gauche.positions)) or np.allclose(    # up to H6 <-> H7 etc.
+        np.sort(d), np.sort(pair_distances(gauche.positions)))
+    assert abs(starts["gauche"].get_dihedral(2, 0, 1, 3)) == pytest.approx(70.0, abs=1e-6)
+
+
 def test_same_torsion_twice_is_named_by_file_and_dce_matches_its_stored_minimum(tmp_path):
     write(tmp_path / "one.xyz", dce("trans"))
     write(tmp_path / "two.xyz", dce("trans"))
@@ -73,9 +88,9 @@ def test_same_torsion_twice_is_named_by_file_and_dce_matches_its_stored_minimum(
 
 def test_bad_start_files_are_named(tmp_path):
     write(tmp_path / "t.xyz", xcch2ch2y("F", "F", "trans"))
-    _shuffled(xcch2ch2y("F", "F", "gauche"), 1, tmp_path / "g.xyz")
-    with pytest.raises(GeometryError, match="g.xyz.*same atom order"):
-        read_starts([tmp_path / "t.xyz", tmp_path / "g.xyz"], optimise=False)
+    write(tmp_path / "c.xyz", xcch2ch2y("F", "Cl", "gauche"))
+    with pytest.raises(GeometryError, match="c.xyz"):
+        read_starts([tmp_path / "t.xyz", tmp_path / "c.xyz"], optimise=False)
     (tmp_path / "bad.xyz").write_text("3\n\nC 0 0\n")
     with pytest.raises(GeometryError, match="bad.xyz"):
         read_starts([tmp_path / "bad.xyz"])

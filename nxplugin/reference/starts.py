@@ -2,7 +2,8 @@
 
 Units: positions Angstrom, energies eV, forces eV/Angstrom, dihedrals degrees in (-180, 180].
 
-A start keeps the atom order of its file. Its conformer name is ``trans`` or ``gauche`` from the
+The starts keep the atom order of the first file; later files in another order are mapped onto it
+through the bond graph (:class:`nxplugin.model.atommap.AtomMapper`). Its conformer name is ``trans`` or ``gauche`` from the
 torsion that separates conformers (the X-C-C-Y dihedral found from the bonds by
 :func:`nxplugin.analysis.conformers.find_dihedral`, or four indices given by the caller) after the
 optimisation, or the file's name when two starts would get the same name.
@@ -115,6 +116,19 @@ def read_geometries(paths, numbers):
     return dict(zip(names, molecules))
 
 
+def _in_order_of(first, atoms, path):
+    """``atoms`` relabelled onto the atom order of ``first`` (the same molecule) by its bond graph."""
+    from ase.data import atomic_masses
+
+    from nxplugin.model.atommap import AtomMapper
+
+    try:
+        mapper = AtomMapper(first.numbers, first.positions, atomic_masses[first.numbers])
+        return atoms[mapper.find(atoms.numbers, atoms.positions)]
+    except ValueError as err:
+        raise GeometryError(f"{path}: not the molecule of the first start file ({err})") from err
+
+
 def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     """Start geometries from files, optimised, with their conformer names and the torsion.
 
@@ -137,7 +151,7 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     Raises
     ------
     GeometryError
-        Unreadable file, files with different atoms (element by element), no torsion found.
+        Unreadable file, files of different molecules (atoms or bonds), no torsion found.
     """
     from ase.io import read
 
@@ -151,11 +165,10 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
             atoms = read(path, index=-1)
         except Exception as err:  # ASE raises many kinds; name the file
             raise GeometryError(f"cannot read start geometry {path}: {err}") from err
-        if len(molecules) and list(atoms.numbers) != list(molecules[0].numbers):
-            raise GeometryError(f"{path}: atoms {atoms.get_chemical_symbols()} differ from {paths[0]}'s "
-                                f"{molecules[0].get_chemical_symbols()}; give every start in the same atom order")
         if not np.all(np.isfinite(atoms.positions)):
             raise GeometryError(f"{path}: positions are not finite")
+        if len(molecules) and list(atoms.numbers) != list(molecules[0].numbers):
+            atoms = _in_order_of(molecules[0], atoms, path)
         molecules.append(optimise_gfn2(atoms, fmax=fmax) if optimise else atoms.copy())
     if dihedral is None:
         try:
