@@ -87,13 +87,14 @@ def cost_floor(model):
     Per replica-step the energy and forces need, for each of the ``n_img`` symmetry images and each
     of the N training points, one dot product of the d descriptor components (the squared distance)
     and one more for the force sum: ``4 n_img N d`` flops, at best at the core's dense matrix-multiply
-    rate (measured here on a 1000 x 1000 product); and one exponential per image and per extra
-    kernel width: ``(n_img + widths) N``, at best at the compiled kernel's vectorised rate (numpy's
-    when numba is absent).
+    rate (measured here on a 1000 x 1000 product); and one exponential per image and per kernel
+    width (the dipole and polarizability are averaged over the images too, issue 12):
+    ``n_img * widths * N``, at best at the compiled kernel's vectorised rate (numpy's when numba is
+    absent).
     """
     n_train, d = model.train_descriptors_.shape
     n_img = len(model.pair_permutations_)
-    n_exp = (n_img + len(model.outputs_) - 1) * n_train
+    n_exp = n_img * len(model.outputs_) * n_train
     a = np.random.default_rng(0).normal(size=(1000, 1000))
     a @ a
     start = time.perf_counter()

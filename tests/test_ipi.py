@@ -16,7 +16,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from nxplugin.analysis import ipi_files
 from nxplugin.calculator import RPRCalculator
 from nxplugin.cli import main
-from nxplugin.errors import DataFileError, GeometryError
+from nxplugin.errors import DataFileError, GeometryError, ModelDomainError
 from nxplugin.ipi import IPIClient, inputs, protocol
 from nxplugin.reference.molecules import dce
 
@@ -117,7 +117,7 @@ def test_compute_matches_calculator_in_atomic_units(model):
     import json
     for k, positions in enumerate([atoms.positions, other, other]):
         atoms.positions = positions
-        assert energies[k] == pytest.approx(atoms.get_potential_energy() / units.Hartree, rel=1e-11)
+        assert energies[k] == pytest.approx(atoms.get_potential_energy() / units.Hartree, rel=1e-10)
         np.testing.assert_allclose(forces[k], atoms.get_forces() * units.Bohr / units.Hartree, atol=1e-9)
         extra = json.loads(extras[k])
         np.testing.assert_allclose(extra["dipole"], atoms.get_dipole_moment() / units.Bohr, atol=1e-9)
@@ -132,9 +132,10 @@ def test_client_rejects_bad_input(model):
         IPIClient(model)
     with pytest.raises(ValueError, match="port=0"):
         IPIClient(model, host="127.0.0.1", port=0)
-    shuffled = dce("gauche")[[2, 0, 1, 3, 4, 5, 6, 7]]
-    with pytest.raises(GeometryError):
-        IPIClient(model, unix="x", numbers=shuffled.numbers)
+    bromo = dce("gauche")
+    bromo.numbers[2] = 35
+    with pytest.raises(ModelDomainError, match="Br"):
+        IPIClient(model, unix="x", numbers=bromo.numbers)
     client = IPIClient(model, unix="x")
     with pytest.raises(GeometryError, match="non-finite"):
         client.compute(np.full((1, 8, 3), np.nan))
@@ -142,13 +143,26 @@ def test_client_rejects_bad_input(model):
         IPIClient(model, unix="nothing-here", sockets_prefix="/nonexistent/").connect(timeout=0.3)
 
 
+def test_atoms_in_any_order_are_mapped_and_forces_come_back_in_ipi_order(model):
+    order = np.array([7, 2, 5, 0, 4, 1, 6, 3])                  # hydrogens and chlorines first
+    atoms = start_atoms()
+    reference = IPIClient(model, unix="x").compute(atoms.positions[None] / units.Bohr)
+    shuffled = IPIClient(model, unix="x", numbers=atoms.numbers[order])
+    energies, forces, _, extras = shuffled.compute(atoms.positions[order][None] / units.Bohr)
+    assert energies[0] == pytest.approx(reference[0][0], rel=1e-10)
+    np.testing.assert_allclose(forces[0], reference[1][0][order], atol=1e-10)
+    import json
+    np.testing.assert_allclose(json.loads(extras[0])["dipole"], json.loads(reference[3][0])["dipole"], atol=1e-10)
+
+
 def test_cli_checks_the_structure_before_waiting(tmp_path, capsys):
-    shuffled = dce("gauche")[[2, 0, 1, 3, 4, 5, 6, 7]]
-    inputs.write_xyz(tmp_path / "start.xyz", shuffled)
+    bromo = dce("gauche")
+    bromo.numbers[2] = 35
+    inputs.write_xyz(tmp_path / "start.xyz", bromo)
     assert main(["ipi", "--unix", "none", "--sockets-prefix", f"{tmp_path}/", "--structure",
                  str(tmp_path / "start.xyz"), "--wait", "30"]) == 2
-    assert "Cl" in capsys.readouterr().err
-    inputs.write_xyz(tmp_path / "start.xyz", dce("gauche"))
+    assert "Br" in capsys.readouterr().err
+    inputs.write_xyz(tmp_path / "start.xyz", dce("gauche")[[2, 0, 1, 3, 4, 5, 6, 7]])   # any order is fine
     assert main(["ipi", "--unix", "none", "--sockets-prefix", f"{tmp_path}/", "--structure",
                  str(tmp_path / "start.xyz"), "--wait", "0.2"]) == 2
     assert "no i-PI listening on unix socket" in capsys.readouterr().err

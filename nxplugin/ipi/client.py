@@ -87,25 +87,13 @@ class IPIClient:
         self.model.predict(self.model.reference_)   # warm-up: compiled kernels and BLAS loaded now
 
     # ------------------------------------------------------------------ model side
-    # Atom order: these three methods are the only place where i-PI's order meets the model's.
     def _set_up_atom_order(self):
-        """Check i-PI's species (``numbers``) against the model's at start-up (an atom mapping is built here)."""
-        self.model.check_geometry(self.numbers, self.model.reference_)
-
-    def _to_model_order(self, positions):
-        """Positions (n, n_atoms, 3) Angstrom in i-PI's atom order -> the model's order, validated.
-
-        The single call site for an atom mapping (with :meth:`_set_up_atom_order`). For now i-PI's atoms must come
-        in the model's order (``numbers`` equal to ``model.numbers``); ``check_geometry`` raises a
-        :class:`~nxplugin.errors.GeometryError` naming the mismatch otherwise. An atom mapping
-        goes here (and its inverse in :meth:`_to_client_order`).
-        """
-        self.model.check_geometry(self.numbers, positions)
-        return positions
-
-    def _to_client_order(self, forces):
-        """Per-atom results (n, n_atoms, 3) in the model's order -> i-PI's order (see :meth:`_to_model_order`)."""
-        return forces
+        """Check i-PI's species against the model's at start-up; atoms may come in any order (each
+        request is mapped onto the model's labelling by its bonds, :mod:`nxplugin.model.atommap`)."""
+        from nxplugin.errors import ModelDomainError
+        from nxplugin.model.elements import formula
+        if sorted(self.numbers) != sorted(self.model.numbers):
+            raise ModelDomainError(f"i-PI's atoms are {formula(self.numbers)}, the model's {formula(self.model.numbers)}")
 
     def compute(self, positions_bohr):
         """Energies, forces, virials and extras for structures in i-PI's units.
@@ -128,11 +116,11 @@ class IPIClient:
         if positions.ndim != 3:
             raise ValueError(f"positions_bohr has shape {positions.shape}, expected (n, n_atoms, 3)")
         unique, inverse = _unique_structures(positions)
-        pred = self.model.predict(self._to_model_order(positions[unique]))
+        pred = self.model.predict(positions[unique], numbers=self.numbers)      # forces in i-PI's order
         self.n_predicted += len(unique)
         self._record_ood(pred["ood_score"])
         energies = pred["energy"][inverse] / Hartree
-        forces = self._to_client_order(pred["forces"])[inverse] * (Bohr / Hartree)
+        forces = pred["forces"][inverse] * (Bohr / Hartree)
         dipoles = pred["dipole"] / Bohr
         polarizabilities = pred.get("polarizability")
         extras = []
