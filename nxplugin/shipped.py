@@ -2,7 +2,8 @@
 
 A shipped model is a folder ``calculators/NAME/`` with ``model.npz`` and ``MODEL_CARD.md``: in the
 source tree (editable install, or running from a checkout), or under ``sys.prefix/share/nxplugin``
-where a plain ``pip install`` puts the data files (``setup.cfg``'s ``data_files``).
+where a plain ``pip install`` puts the data files (``setup.cfg``'s ``data_files``; setuptools
+writes the folder names there with ``_`` for ``-``, so both spellings are looked up).
 """
 import os
 import sys
@@ -20,7 +21,8 @@ def shipped_models():
     names = set()
     for root in _roots():
         if os.path.isdir(root):
-            names.update(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, "model.npz")))
+            names.update(n.replace("_", "-") for n in os.listdir(root)
+                         if os.path.isfile(os.path.join(root, n, "model.npz")))
     return sorted(names)
 
 
@@ -33,9 +35,10 @@ def shipped_model(name=DEFAULT_MODEL):
         No shipped model of that name is installed; the message lists those that are.
     """
     for root in _roots():
-        path = os.path.join(root, name, "model.npz")
-        if os.path.isfile(path):
-            return path
+        for folder in (name, name.replace("-", "_")):
+            path = os.path.join(root, folder, "model.npz")
+            if os.path.isfile(path):
+                return path
     raise FileNotFoundError(f"no shipped model named {name!r}; installed: {', '.join(shipped_models()) or 'none'}. "
                             "Give a model file path instead")
 

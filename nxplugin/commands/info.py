@@ -2,7 +2,7 @@
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL.npz")
+    parser.add_argument("model", metavar="MODEL", help="model file or shipped model name ('nxplugin models' lists them)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON metadata")
 
 
@@ -10,7 +10,9 @@ def run(args):
     import json
 
     from nxplugin.model.modelfile import read_metadata
+    from nxplugin.shipped import model_path
 
+    args.model = model_path(args.model)
     meta, arrays = read_metadata(args.model)
     if args.json:
         print(json.dumps({k: v for k, v in meta.items() if k != "equilibrium_geometry"}, indent=2))

@@ -2,7 +2,7 @@
 
 The protocol (see README): an equilibration ensemble (--equilibration-replicas replicas, Langevin with
 a fixed centre of mass at --temperature for --equilibration ps, started alternately from the
-conformer minima; files in DIR/equilibration/, not part of the production), conformer populations at
+conformer minima stored with the model or from --start FILE ...; files in DIR/equilibration/, not part of the production), conformer populations at
 T from it by a two-state Markov model of the trans/gauche labels (DIR/populations.json; `nxplugin
 spectrum --conformers` weights the conformer spectra by them), then production trajectories that
 start from equilibrated positions and momenta, drawn per conformer in proportion to the populations,
@@ -33,7 +33,10 @@ EQUILIBRATION_INTERVAL = 40
 
 def add_arguments(parser):
     parser.add_argument("--model", metavar="MODEL",
-                        help="model file or shipped model name (default: dce-gfn2xtb, the shipped DCE model)")
+                        help="model file or shipped model name (default: dce-gfn2xtb; 'nxplugin models' lists them)")
+    parser.add_argument("--start", nargs="+", metavar="FILE",
+                        help="start geometries (any ase-readable file, the model's atoms), used in turn; "
+                        "default: the conformer minima stored with the model")
     parser.add_argument("--temperature", type=nonnegative_float("K"), default=300.0, metavar="K",
                         help="temperature of the ensemble, K (default 300)")
     parser.add_argument("--timestep", type=positive_float("fs"), default=0.5, metavar="FS", help="time step, fs (default 0.5)")
@@ -106,7 +109,8 @@ def _equilibrate(args, model, settings, ensemble):
           f"{args.temperature:g} K -> {os.path.join(args.out, protocol.EQUILIBRATION_DIR)}")
     bar, progress = _progress_bar(n_replicas, "equilibrate", args.timestep)
     with bar:
-        protocol.equilibrate(model, initial_conditions(model, n_replicas, args.temperature, seed), args.out,
+        protocol.equilibrate(model, initial_conditions(model, n_replicas, args.temperature, seed,
+                                                   starts=args.start_geometries), args.out,
                              eq_settings, progress=progress, **ensemble)
     replicas = protocol.read_equilibration(args.out, n_replicas)
     labels, dihedral = protocol.conformer_labels(replicas)
@@ -145,6 +149,12 @@ def run(args):
     refuse_existing_run(args.out, args.resume)   # issue 17; option ranges are checked by their types
     model_file = model_path(args.model)
     model = load_model(model_file)
+    args.start_geometries = None
+    if args.start:
+        from nxplugin.reference.starts import read_geometries
+        # onto the model's labelling (any numbering), before masses and velocities are set
+        args.start_geometries = {name: atoms[model.atom_mapper.find(atoms.numbers, atoms.positions)]
+                                 for name, atoms in read_geometries(args.start, model.numbers).items()}
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=args.timestep,
                           n_steps=int(round(args.time * 1000 / args.timestep)), interval=args.interval,
                           thermostat=args.thermostat, friction_per_fs=args.friction, taut_fs=args.taut,
@@ -161,7 +171,8 @@ def run(args):
         if args.equilibration > 0:
             starts, populations = _equilibrate(args, model, settings, ensemble)
         else:
-            starts = initial_conditions(model, args.n_traj, args.temperature, args.seed)
+            starts = initial_conditions(model, args.n_traj, args.temperature, args.seed,
+                                        starts=args.start_geometries)
         # start geometries (any numbering or labelling class) onto the model's labelling: the batched
         # engine predicts on raw arrays in the model's order; ModelDomainError for another molecule
         starts = [atoms[model.atom_mapper.find(atoms.numbers, atoms.positions)] for atoms in starts]

@@ -1,13 +1,16 @@
-"""Make labelled 1,2-dichloroethane reference data: Langevin dynamics on GFN2-xTB from the trans and
-gauche minima, frames labelled with energy (eV), forces (eV/Angstrom), dipole (e*Angstrom) and
+"""Make labelled reference data: Langevin dynamics on GFN2-xTB from start geometries of any molecule
+(--start FILE ..., each optimised with GFN2-xTB first, atoms in the file's order; default: the
+trans and gauche minima of 1,2-dichloroethane), frames labelled with energy (eV), forces (eV/Angstrom), dipole (e*Angstrom) and
 optionally the static polarizability (Angstrom**3), by GFN2-xTB (tblite) or PySCF.
 
-Output is extxyz readable by ase.io.read; info keys: dihedral (Cl-C-C-Cl, degrees in (-180, 180]), traj_id,
+Output is extxyz readable by ase.io.read; info keys: dihedral (X-C-C-Y found from the bonds, or --dihedral;
+degrees in (-180, 180]), traj_id,
 frame, time (fs), temperature_K, conformer, polarizability. A killed run continues with --resume.
 
 example:
   nxplugin sample --out train.extxyz.gz --temperatures 300 400 500 600 --n-traj 4 \\
       --n-frames 190 --seed 1 --polarizability
+  nxplugin sample --start trans.xyz gauche.xyz --out dfe.extxyz.gz --temperatures 300 500
 """
 import time
 
@@ -18,8 +21,14 @@ def add_arguments(parser):
     add = parser.add_argument
     add("--out", required=True,
         help="output FILE.extxyz, FILE.extxyz.gz (compressed when complete) or DIR (DIR/frames.extxyz)")
-    add("--conformers", nargs="+", default=["trans", "gauche"], choices=["trans", "gauche"],
-        help="start geometries (default: trans gauche)")
+    add("--start", nargs="+", metavar="FILE", default=None,
+        help="start geometries, one file per conformer (any format ase.io.read reads; optimised "
+             "with GFN2-xTB first; named trans/gauche by their torsion, else by file name)")
+    add("--dihedral", nargs=4, type=int, metavar=("I", "J", "K", "L"), default=None,
+        help="0-based atoms of the torsion stored per frame (default: the X-C-C-Y dihedral found "
+             "from the bonds)")
+    add("--conformers", nargs="+", default=None, metavar="NAME",
+        help="which starts to run from (default: all; without --start: trans gauche of DCE)")
     add("--temperatures", nargs="+", type=positive_float("K"), default=[300.0, 400.0, 500.0, 600.0],
         metavar="K", help="thermostat temperatures in K (default: 300 400 500 600)")
     add("--n-traj", type=positive_int(), default=2, help="trajectories per (conformer, temperature) (default: 2)")
@@ -47,12 +56,21 @@ def run(args):
     from nxplugin.reference.sampling import sample
 
     start = time.perf_counter()
+    starts, dihedral = None, args.dihedral
+    if args.start:
+        from nxplugin.reference.starts import read_starts
+
+        starts, dihedral = read_starts(args.start, dihedral=args.dihedral)
+        for name, atoms in starts.items():
+            print(f"start {name}: {atoms.get_chemical_formula()} GFN2-xTB minimum "
+                  f"{atoms.info['energy']:.5f} eV, dihedral {dihedral} = {atoms.info['dihedral']:.1f} deg")
     with tqdm(unit="frame", desc="sample", disable=True if args.quiet else None) as bar:
         def progress(frames, total):
             bar.total = total
             bar.update(frames)
 
-        table = sample(args.out, conformers=args.conformers, temperatures_K=args.temperatures,
+        table = sample(args.out, conformers=args.conformers, starts=starts, dihedral=dihedral,
+                       temperatures_K=args.temperatures,
                        n_traj=args.n_traj, n_frames=args.n_frames, stride=args.stride,
                        timestep_fs=args.timestep, equilibration_fs=args.equilibration,
                        friction_per_fs=args.friction, seed=args.seed,

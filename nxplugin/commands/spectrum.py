@@ -115,15 +115,15 @@ def _conformer_labels(args, trajectories):
     from nxplugin.analysis import conformers
     from nxplugin.errors import DataFileError
 
-    labels = []
-    indices = args.dihedral
+    labels, found = [], []
     for trajectory in trajectories:
         if trajectory.positions is None:
             raise DataFileError(f"{trajectory.source}: the number of atoms changes between frames")
-        if indices is None:
-            indices = conformers.find_dihedral(trajectory.numbers, trajectory.positions[0])
+        # inferred per file: files from different sources may list the atoms in different orders
+        indices = args.dihedral or conformers.find_dihedral(trajectory.numbers, trajectory.positions[0])
+        found.append(tuple(indices))
         labels.append(conformers.classify(conformers.dihedral_series(trajectory.positions, indices)))
-    return tuple(indices), labels
+    return found[0] if len(set(found)) == 1 else "per file " + ", ".join(map(str, found)), labels
 
 
 def _conformer_spectrum(conformer, series, masks, options):

@@ -25,7 +25,8 @@ def add_arguments(parser):
     parser.add_argument("--reference", metavar="GEOMETRY",
                         help="equilibrium geometry (any ase-readable file, Angstrom, same atom order) for the "
                         "descriptor and the frame, in any atom order (it sets the model's); default: the trans minimum "
-                        "for DCE, else the lowest-energy frame of DATA. Frames in any atom order are mapped onto it")
+                        "for DCE, else the lowest-energy frame of DATA relaxed with a provisional energy model and "
+                        "symmetrised. Frames in any atom order are mapped onto it")
     parser.add_argument("--n-search", type=int_at_least(2), default=1500,
                         help="frames used by the hyperparameter search (default 1500)")
 
@@ -67,8 +68,16 @@ def run(args):
             reference_numbers, reference = dce.numbers, dce.positions
             print("reference geometry: the GFN2-xTB trans-DCE minimum (nxplugin.reference.molecules.dce)")
         else:
-            reference = train["positions"][np.argmin(train["energies"])]
-            print("reference geometry: the lowest-energy frame of the data (give --reference for a true minimum)")
+            # the data's frames onto the lowest-energy frame's labelling, then a symmetric minimum
+            from ase.data import atomic_masses
+            from nxplugin.analysis.minima import symmetric_reference
+            from nxplugin.model.atommap import AtomMapper, map_dataset
+            lowest = train["positions"][np.argmin(train["energies"])]
+            provisional = map_dataset(AtomMapper(data["numbers"], lowest, atomic_masses[data["numbers"]]), train)
+            reference, n_ops = symmetric_reference(provisional["numbers"], provisional["positions"],
+                                                   provisional["energies"], provisional["dipoles"], seed=args.seed)
+            print(f"reference geometry: the lowest-energy frame of the data relaxed with a provisional energy "
+                  f"model and symmetrised ({n_ops} point-group operation(s))")
     # every frame, in whatever numbering and labelling class, onto the reference's labelling
     from ase.data import atomic_masses
     from nxplugin.model.atommap import AtomMapper, map_dataset
@@ -86,6 +95,10 @@ def run(args):
     seconds = time.perf_counter() - start
     for group, h in model.hyperparameters_.items():
         print(f"  {group}: sigma={h['sigma']:.4g}, lambda={h['lam']:.3g}")
+    if train["energies"] is not None:
+        from nxplugin.analysis.minima import conformer_minima
+        model.conformers_ = conformer_minima(model, train["numbers"], train["positions"], train["energies"])
+        print("conformer minima (stored for md and harmonic): " + (", ".join(model.conformers_) or "none"))
     errors = model_errors(model, test) if len(test["positions"]) else {}
     if errors:
         print("held-out " + format_errors(errors))

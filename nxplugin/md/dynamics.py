@@ -18,9 +18,10 @@ class OutOfDomain(Exception):
     """Raised inside a trajectory to stop it when its geometry leaves the training domain."""
 
 
-def initial_conditions(model, n_traj, temperature_K, seed):
+def initial_conditions(model, n_traj, temperature_K, seed, *, starts=None):
     """Starting geometries and Maxwell-Boltzmann velocities (no net momentum or rotation).
 
+    Trajectories alternate over `starts`, else over the conformer minima stored with the model; older
     DCE models (C, C, Cl, Cl, H x4) alternate trans and gauche minima; other models start from the
     model's equilibrium geometry.
 
@@ -31,6 +32,8 @@ def initial_conditions(model, n_traj, temperature_K, seed):
     temperature_K : float, K
     seed : int
         Trajectory ``k`` draws its velocities from ``numpy.random.default_rng([seed, k])``.
+    starts : dict of str to ase.Atoms, optional
+        Start geometries by name (Angstrom, the model's atom order).
 
     Returns
     -------
@@ -39,9 +42,14 @@ def initial_conditions(model, n_traj, temperature_K, seed):
     """
     from nxplugin.model.elements import formula
     from nxplugin.reference import molecules
-    starts = [("equilibrium", Atoms(model.numbers, positions=model.reference_))]
-    if formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
+    if starts:
+        starts = list(starts.items())
+    elif getattr(model, "conformers_", None):
+        starts = [(c, Atoms(model.numbers, positions=x)) for c, x in model.conformers_.items()]
+    elif formula(model.numbers) == " ".join(molecules.DCE_SYMBOLS):
         starts = [(c, molecules.dce(c)) for c in molecules.CONFORMERS]
+    else:
+        starts = [("equilibrium", Atoms(model.numbers, positions=model.reference_))]
     out = []
     for k in range(n_traj):
         name, atoms = starts[k % len(starts)]

@@ -9,6 +9,8 @@ Layout: every learned array of :class:`nxplugin.model.estimator.RPRModel` under 
 - optional ``bonds_`` (bonded atom pairs of the reference) and ``automorphisms_`` (every relabelling of
   like atoms that keeps them, :mod:`nxplugin.model.symmetry`); files without them (written before
   they were stored) get them derived from the reference geometry on load;
+- optionally ``conformers``: conformer minima by name (Angstrom, the model's atom order), the start
+  geometries of ``md`` and ``harmonic`` (``RPRModel.conformers_``; files without it load as before);
 - ``checksum``: SHA-256 over the name, dtype, shape and bytes of every array, in sorted order.
 
 :func:`load_model` reads with ``allow_pickle=False`` and checks format, version, keys, shapes and the
@@ -79,6 +81,9 @@ def save_model(model, path, *, training=None):
         "training": training or getattr(model, "training_", {}),
         "checksum": checksum(arrays),
     }
+    if getattr(model, "conformers_", None):
+        meta["conformers"] = {str(name): np.round(np.asarray(x, dtype=float), 10).tolist()
+                              for name, x in model.conformers_.items()}
     atomic_write(path, lambda handle: np.savez(handle, metadata=np.array(json.dumps(meta)), **arrays))
 
 
@@ -180,6 +185,12 @@ def load_model(path):
     model.hyperparameters_ = meta["hyperparameters"]
     model.ood_scale_ = float(meta["ood_scale"])
     model.training_ = meta.get("training", {})
+    model.conformers_ = {}
+    for name, x in (meta.get("conformers") or {}).items():
+        x = np.asarray(x, dtype=float)
+        if x.shape != (n_atoms, 3) or not np.all(np.isfinite(x)):
+            raise ModelFileError(f"{path}: conformer {name!r} is not {n_atoms} finite positions")
+        model.conformers_[name] = x
     _load_symmetry(model, arrays, path)
     return model
 

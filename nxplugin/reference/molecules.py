@@ -1,4 +1,5 @@
-"""Reference geometries: 1,2-dichloroethane (DCE) at its GFN2-xTB trans and gauche minima.
+"""Reference geometries: 1,2-dichloroethane (DCE) at its GFN2-xTB trans and gauche minima, and ideal
+(unoptimised) X-CH2-CH2-Y geometries of any substituents (:func:`xcch2ch2y`).
 
 Units: positions in Angstrom, dihedrals in degrees.
 
@@ -78,3 +79,61 @@ def dce(conformer="trans"):
     if conformer not in _POSITIONS:
         raise ValueError(f"{conformer=} is not one of {CONFORMERS}")
     return Atoms(symbols=DCE_SYMBOLS, positions=_POSITIONS[conformer].copy())
+
+
+def xcch2ch2y(x, y, conformer="trans", *, dihedral_deg=None):
+    """Ideal X-CH2-CH2-Y geometry (not a minimum: optimise it with the engine before use).
+
+    Both carbons are tetrahedral (109.47 degree angles, staggered); bond lengths are sums of ASE's
+    covalent radii (``ase.data.covalent_radii``), e.g. C-C 1.52, C-F 1.33, C-Br 1.96 Angstrom.
+
+    Parameters
+    ----------
+    x, y : str
+        Chemical symbols of the two substituents, e.g. ``"F"``, ``"Br"``.
+    conformer : {"trans", "gauche"}, default="trans"
+        X-C-C-Y dihedral 180 (trans) or 70 degrees (gauche); ignored if `dihedral_deg` is given.
+    dihedral_deg : float, degrees, optional
+        Any X-C-C-Y dihedral (rounded to the nearest staggered position of the hydrogens).
+
+    Returns
+    -------
+    atoms : ase.Atoms
+        Eight atoms in the order C, C, X, Y, H, H, H, H (Angstrom), the same as :func:`dce`: X2 and
+        H4, H5 on C0; Y3 and H6, H7 on C1; X-C-C-Y is atoms (2, 0, 1, 3).
+
+    Raises
+    ------
+    ValueError
+        If `conformer` is unknown or a symbol is not an element.
+    """
+    from ase import Atoms
+    from ase.data import atomic_numbers, covalent_radii
+
+    for symbol in (x, y):
+        if symbol not in atomic_numbers:
+            raise ValueError(f"substituent {symbol!r} is not a chemical symbol")
+    if dihedral_deg is None:
+        if conformer not in CONFORMERS:
+            raise ValueError(f"{conformer=} is not one of {CONFORMERS}")
+        dihedral_deg = {"trans": 180.0, "gauche": 70.0}[conformer]
+
+    def radius(symbol):
+        return covalent_radii[atomic_numbers[symbol]]
+
+    tetrahedral = np.arccos(-1.0 / 3.0)  # angle between a bond and the C-C axis
+    cc = 2 * radius("C")
+
+    def substituent(symbol, on_second, azimuth_deg):
+        r = radius("C") + radius(symbol)
+        phi = np.radians(azimuth_deg)
+        axial = np.cos(tetrahedral) if not on_second else -np.cos(tetrahedral)
+        return np.array([r * np.sin(tetrahedral) * np.cos(phi), r * np.sin(tetrahedral) * np.sin(phi),
+                         (cc if on_second else 0.0) + r * axial])
+
+    tau = float(dihedral_deg)
+    positions = [[0.0, 0.0, 0.0], [0.0, 0.0, cc],
+                 substituent(x, False, 0.0), substituent(y, True, tau),
+                 substituent("H", False, 120.0), substituent("H", False, 240.0),
+                 substituent("H", True, tau + 120.0), substituent("H", True, tau + 240.0)]
+    return Atoms(symbols=["C", "C", x, y, "H", "H", "H", "H"], positions=positions)

@@ -1,4 +1,5 @@
-"""Labelled reference data for DCE: Langevin sampling on GFN2-xTB, labels from tblite or PySCF.
+"""Labelled reference data: Langevin sampling on GFN2-xTB, labels from tblite or PySCF, from DCE's
+stored minima or from start geometries of any molecule (:mod:`nxplugin.reference.starts`).
 
 Units: energies eV, lengths Angstrom, forces eV/Angstrom, dipoles e*Angstrom, polarizabilities
 Angstrom**3 (alpha / (4 pi eps0)), time fs, temperature K, dihedrals degrees in (-180, 180].
@@ -65,7 +66,7 @@ def trajectory_plan(conformers, temperatures_K, n_traj, seed):
     return plan
 
 
-def _frame_record(atoms, calc, *, traj, frame, time_fs, polarizability):
+def _frame_record(atoms, calc, *, traj, frame, time_fs, polarizability, dihedral=DCE_DIHEDRAL):
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
@@ -77,7 +78,7 @@ def _frame_record(atoms, calc, *, traj, frame, time_fs, polarizability):
     results = {name: calc.get_property(name, atoms) for name in ("energy", "forces", "dipole")}
     frame_atoms.info.update(traj_id=traj["traj_id"], frame=frame, time=float(time_fs),
                             temperature_K=traj["temperature_K"], conformer=traj["conformer"],
-                            dihedral=float(dihedral_series(atoms.positions[None], DCE_DIHEDRAL)[0]))
+                            dihedral=float(dihedral_series(atoms.positions[None], dihedral)[0]))
     frame_atoms.calc = SinglePointCalculator(frame_atoms, **results)
     text = io.StringIO()
     write(text, frame_atoms, format="extxyz")
@@ -119,7 +120,7 @@ def summarize(path):
     return table
 
 
-def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0, 500.0, 600.0),
+def sample(out, *, conformers=None, starts=None, dihedral=None, temperatures_K=(300.0, 400.0, 500.0, 600.0),
            n_traj=2, n_frames=50, stride=40, timestep_fs=0.5, equilibration_fs=500.0,
            friction_per_fs=0.01, seed=0, polarizability=False, engine="tblite", method=None,
            resume=False, progress=None):
@@ -130,8 +131,15 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
     out : str or path
         ``FILE.extxyz``, ``FILE.extxyz.gz`` (written plain next to it, compressed when all
         trajectories are complete) or a directory (``DIR/frames.extxyz``).
-    conformers : sequence of {"trans", "gauche"}, default=("trans", "gauche")
-        Start geometries (:func:`nxplugin.reference.molecules.dce`).
+    conformers : sequence of str, optional
+        Names of the start geometries to run from: {"trans", "gauche"} of
+        :func:`nxplugin.reference.molecules.dce` (default both), or keys of `starts` (default all).
+    starts : dict of str to ase.Atoms, optional
+        Start geometries of any molecule by conformer name, atoms in their own order (minima:
+        :func:`nxplugin.reference.starts.read_starts` optimises them). Default: DCE.
+    dihedral : sequence of 4 int, optional
+        Atoms of the torsion stored per frame; found from the bonds of the first start by default
+        (DCE: :data:`nxplugin.reference.molecules.DCE_DIHEDRAL`).
     temperatures_K : sequence of float, K, default=(300, 400, 500, 600)
     n_traj : int, default=2
         Independent trajectories per (conformer, temperature).
@@ -166,14 +174,28 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
     -----
     Each frame stores energy (eV), forces (eV/Angstrom) and dipole (e*Angstrom) as ASE
     SinglePointCalculator results, and ``info`` keys ``traj_id``, ``frame``, ``time`` (fs),
-    ``temperature_K``, ``conformer``, ``dihedral`` (Cl-C-C-Cl, degrees in (-180, 180]).
+    ``temperature_K``, ``conformer``, ``dihedral`` (X-C-C-Y, degrees in (-180, 180]).
     """
+    from ase import Atoms
     from ase.md.velocitydistribution import thermalize_momenta
     from tblite.ase import TBLite
 
-    unknown = set(conformers) - set(CONFORMERS)
+    if starts is None:
+        known = {name: None for name in CONFORMERS}
+        dihedral = tuple(DCE_DIHEDRAL if dihedral is None else dihedral)
+    else:
+        known = dict(starts)
+        if not known:
+            raise ValueError("starts is empty: give at least one start geometry")
+        if dihedral is None:
+            from nxplugin.analysis.conformers import find_dihedral
+            first = next(iter(known.values()))
+            dihedral = find_dihedral(first.numbers, first.positions)
+        dihedral = tuple(int(i) for i in dihedral)
+    conformers = list(known) if conformers is None else list(conformers)
+    unknown = set(conformers) - set(known)
     if unknown or not conformers:
-        raise ValueError(f"{conformers=} must be a non-empty subset of {CONFORMERS}")
+        raise ValueError(f"{conformers=} must be a non-empty subset of {tuple(known)}")
     if not temperatures_K or min(temperatures_K) <= 0:
         raise ValueError(f"{temperatures_K=} must be positive")
     for name, value in {"n_traj": n_traj, "n_frames": n_frames, "stride": stride}.items():
@@ -188,6 +210,11 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
                 "timestep_fs": float(timestep_fs), "equilibration_fs": float(equilibration_fs),
                 "friction_per_fs": float(friction_per_fs), "seed": int(seed),
                 "polarizability": bool(polarizability), "engine": engine, "method": method}
+    if starts is not None:  # what a resumed run must start from again (to 1e-5 Angstrom)
+        settings["dihedral"] = list(dihedral)
+        settings["starts"] = {name: {"numbers": [int(z) for z in known[name].numbers],
+                                     "positions": np.round(known[name].positions, 5).tolist()}
+                              for name in conformers}
     plan = trajectory_plan(conformers, temperatures_K, n_traj, seed)
     final, work_dir = _output_paths(out)
     run_file = os.path.join(work_dir, "run.json")
@@ -200,7 +227,7 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
     if resume:
         with open(run_file) as handle:
             saved = json.load(handle)
-        changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        changed = sorted(k for k in set(saved) | set(settings) if not _same(saved.get(k), settings.get(k)))
         if changed:
             raise DataFileError(f"cannot resume {final}: settings differ from the first run in "
                                 f"{changed} (saved {[saved.get(k) for k in changed]})")
@@ -229,7 +256,11 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
     for traj, file in zip(plan, files):
         if file.finished:
             continue
-        atoms = dce(traj["conformer"])
+        if starts is None:
+            atoms = dce(traj["conformer"])
+        else:
+            atoms = Atoms(numbers=known[traj["conformer"]].numbers,
+                          positions=known[traj["conformer"]].positions)
         atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
         rng = np.random.default_rng(traj["seed"])
         dyn = langevin_dynamics(atoms, temperature_K=traj["temperature_K"],
@@ -247,7 +278,7 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
             dyn.run(stride)
             file.step += stride
             file.write(_frame_record(atoms, calc, traj=traj, frame=frame, time_fs=file.step * timestep_fs,
-                                     polarizability=alpha))
+                                     polarizability=alpha, dihedral=dihedral))
             file.checkpoint(atoms.positions, atoms.get_momenta(), rng, finished=frame + 1 == n_frames)
             if progress is not None:
                 progress(1, len(plan) * n_frames)
@@ -263,6 +294,18 @@ def sample(out, *, conformers=("trans", "gauche"), temperatures_K=(300.0, 400.0,
         atomic_write(final, joined)
     shutil.rmtree(work_dir)
     return summarize(final)
+
+
+def _same(saved, now):
+    """Settings equal; start positions (re-optimised on resume) to 1e-4 Angstrom."""
+    if isinstance(saved, dict) and isinstance(now, dict) and set(saved) == set(now):
+        return all(_same(saved[k], now[k]) for k in saved)
+    if saved == now:
+        return True
+    try:
+        return np.shape(saved) == np.shape(now) and np.allclose(saved, now, rtol=0, atol=1e-4)
+    except (TypeError, ValueError):
+        return False
 
 
 def _gzip_into(handle, write):

@@ -1,8 +1,6 @@
-"""Render MODEL_CARD.md from the measurements in card.json (written by make_card.py)."""
-import json
-import sys
-
-COMMAND = "python calculators/dce-gfn2xtb/make_card.py"
+"""Render a model folder's MODEL_CARD.md from the measurements in its card.json and its
+card_config.json (both read by ``python calculators/make_card.py MODEL_DIR``; ``--replot`` only
+re-renders)."""
 
 
 def _errors_table(card):
@@ -27,7 +25,7 @@ def _band_table(card, name):
     return "\n".join(lines)
 
 
-def _numbering_section(card):
+def _numbering_section(card, config):
     if "numbering" not in card:
         return ""
     num = card["numbering"]
@@ -40,31 +38,58 @@ def _numbering_section(card):
     classes = lambda c: "one class" if len(c) == 1 else "both classes"
     return f"""
 ## Any atom numbering (labelling classes)
-With the hydrogens numbered, DCE has two labelling classes that no rotation, reflection or torsion
+With the hydrogens numbered, {config['short']} has two labelling classes that no rotation, reflection or torsion
 turns into each other (the sign of the product of the two carbons' handedness). Training frames:
 {classes(num['train_classes'])}; test frames: {classes(num['test500']['class_of_stored_frames'])}; both reference
 geometries: {classes(num['reference_classes'])}. Every input is mapped onto the model's labelling
 (bond-graph isomorphism in the model's class, `nxplugin.model.atommap`); the model averages every
-output over the 4 class-preserving automorphisms, so the choice among them changes nothing. Rows:
-frames as stored; the same frames in the other class (H6, H7 swapped); each frame with its atoms in
+output over the class-preserving automorphisms, so the choice among them changes nothing. Rows:
+frames as stored; the same frames in the other class (the two hydrogens of the second carbon of the
+torsion swapped); each frame with its atoms in
 a random order of its own (every fourth one hydrogens first), in either class; and the other class
 *unmapped*, as nxplugin predicted before the mapping. Measured by
-`python calculators/dce-gfn2xtb/make_card.py --numbering` on the shipped `model.npz`, with the current code
-(the tables above come from the full run that trained the model, before the dipole and polarizability
-were averaged over the 4 automorphisms; the "as stored" rows here are the current figures).
+`python calculators/make_card.py calculators/{config['name']} --numbering` on the shipped `model.npz`
+(also part of the full run).{(" " + config["numbering_note"]) if config.get("numbering_note") else ""}
 
 | test set | numbering | frames | energy (kcal/mol) | forces (kcal/mol/Å) | dipole (D) | polarizability (Å³) |
 |---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
 
 
-def write_card(card, path):
+def _capitalised(name):
+    """'1,2-dichloroethane' -> '1,2-Dichloroethane' (the first letter, wherever it is)."""
+    first = next((i for i, c in enumerate(name) if c.isalpha()), 0)
+    return name[:first] + name[first:first + 1].upper() + name[first + 1:]
+
+
+def _dft_section(card, config):
+    if "dft" not in card:
+        return ""
+    rows = "\n".join(f"| {label} | {r['gauche_minus_trans_eV']:+.4f} | {r['gauche_minus_trans_kcal_mol']:+.2f} | "
+                     f"{r['gauche_dihedral_deg']:.1f} |" for label, r in card["dft"].items())
+    torsion = card["reference"]["torsion_label"]
+    return f"""
+## Conformers: GFN2-xTB against DFT
+
+Energy of the gauche minimum relative to trans (each at its own minimum; negative: gauche lower) and
+the gauche {torsion} dihedral. DFT: PySCF with D3(BJ) dispersion (pyscf-dispersion), `{config['dft']}`
+written by `dft_conformers.py` in this folder; "this model": both minima relaxed with the model.
+
+| level | gauche − trans (eV) | gauche − trans (kcal/mol) | gauche dihedral (°) |
+|---|---|---|---|
+{rows}
+"""
+
+
+def write_card(card, config, path):
+    ref = card["reference"]
+    short, torsion = config["short"], ref["torsion_label"]
     e = card["errors"]
     ce, ci = card["covariance"]["eckart"], card["covariance"]["inertia"]
     ratio = e["lab"]["test500"]["all"]["dipole_D"] / e["eckart"]["test500"]["all"]["dipole_D"]
     hp = "\n".join(f"- {g}: σ = {h['sigma']:.4g}, λ = {h['lam']:.3g}" for g, h in card["hyperparameters"].items())
     data = "\n".join(f"- `{name}.extxyz.gz`: {d['frames']} frames ({d.get('trans', 0)} trans, {d.get('gauche', 0)} "
-                     f"gauche; |Cl–C–C–Cl| ≥ 120° counts as trans), sha256 `{d['sha256'][:16]}…`"
+                     f"gauche; |{torsion}| ≥ 120° counts as trans), sha256 `{d['sha256'][:16]}…`"
                      for name, d in card["data"].items())
     curve = "\n".join(f"| {p['n_train']} | " + " | ".join(f"{card['learning_curve'][f][k]['errors']['dipole_D']:.4f}"
                                                            for f in ("eckart", "inertia", "lab")) + " |"
@@ -90,22 +115,25 @@ Inertia frame (for comparison):
 
 {_band_table(card, 'inertia')}
 """
-    text = f"""# Model card: `dce-gfn2xtb`
+    warning = f"\n{config['warning']}\n" if config.get("warning") else ""
+    text = f"""# Model card: `{config['name']}`
 
-1,2-Dichloroethane (C, C, Cl, Cl, H, H, H, H; Cl2 and H4, H5 on C0) at the GFN2-xTB level (tblite,
-default settings, gas phase). Energy and analytic forces, dipole and polarizability by
+{_capitalised(config['molecule'])} ({short}; atoms in the order
+{', '.join(ref['symbols'])}; the {torsion} torsion is atoms {tuple(ref['torsion'])}) at the
+{config['level']} level. Energy and analytic forces, dipole and polarizability by
 rotate-predict-rotate kernel ridge regression (KREG: Gaussian kernel on r_eq/r over all atom pairs).
 Units: eV, eV/Å, e·Å, Å³ (ASE).
-
-Every figure below is measured by `{COMMAND}` (which also writes `model.npz`, `card.json` and
-`learning_curve.png`); the data are made by the commands in `data/README.md`.
+{warning}
+Every figure below is measured by `python calculators/make_card.py calculators/{config['name']}`
+(which also writes `model.npz`, `card.json` and `learning_curve.png`); the data are made by the
+commands in `data/README.md`.
 
 ## Frame
 The dipole and polarizability are learned in the **Eckart frame** of the molecule relative to the
 trans minimum (the orthogonal polar factor of Σ m_i (x_i − c) y_iᵀ, reflections allowed), not in the
 principal axes of inertia used by Martinka et al. (2024). The Eckart frame is an analytic function of the
 coordinates whenever that matrix is non-singular, so it does not swing when two moments of inertia
-nearly coincide (trans-DCE: the two larger moments differ by ~3 %). Both frames are exactly
+nearly coincide (trans {short}: the two larger moments differ by {ref['moments_split_percent']:.0f} %). Both frames are exactly
 covariant under rotations, reflections and translations; mirror images get identical labels. The
 inertia frame stays available (`nxplugin train --frame inertia`) and is compared here.
 
@@ -113,9 +141,9 @@ Two more choices make the IR intensities right. The dipole is learned on top of 
 dipole Σ q_i (x_i − c) (charges fitted to the training dipoles, zero total charge; exactly covariant),
 which carries most of the dipole derivatives; the kernel model learns the smaller remainder in the
 Eckart frame. And the energy kernel is averaged over the relabellings of like atoms that are symmetries
-of the trans minimum (C2h: 4), so the energy is exactly invariant under them and the near-degenerate
-C–H stretches of different symmetry (3 cm⁻¹ apart in trans) cannot mix. The reference geometry is the
-GFN2-xTB trans minimum (`nxplugin.reference.molecules.dce("trans")`).
+of the reference minimum ({ref['symmetry_images']}, found automatically), so the energy is exactly
+invariant under them and near-degenerate C–H stretches of different symmetry cannot mix. The
+reference geometry is the GFN2-xTB {config['reference']} minimum ({config['reference_note']}).
 
 ## Data
 {data}
@@ -147,11 +175,6 @@ the kernel sums.
 | N | RPR Eckart | RPR inertia | direct |
 |---|---|---|---|
 {curve}
-{bands}{_numbering_section(card)}"""
+{bands}{_numbering_section(card, config)}{_dft_section(card, config)}"""
     with open(path, "w") as handle:
         handle.write(text)
-
-
-if __name__ == "__main__":
-    with open(sys.argv[1]) as handle:
-        write_card(json.load(handle), sys.argv[2])
