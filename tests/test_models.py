@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nxplugin.errors import GeometryError
+from nxplugin.errors import GeometryError, NotFittedError
 from nxplugin.model.estimator import RPRModel
 from test_frames import random_orthogonal
 
@@ -86,8 +86,8 @@ def test_model_learns_gfn2_data(dce_data, dce_model):
 @pytest.mark.parametrize("chunk", [None, 2000])
 def test_batched_prediction_equals_single(dce_data, dce_model, chunk, monkeypatch):
     if chunk is not None:              # numpy sums over 2 molecules at a time (4 images x 250 points)
-        monkeypatch.setattr("nxplugin.model.estimator.NUMPY_CHUNK", chunk)
-        monkeypatch.setattr(dce_model, "compiled", False)
+        monkeypatch.setattr("nxplugin.model.kernelsums.NUMPY_CHUNK", chunk)
+        monkeypatch.setattr(dce_model, "kernel", "numpy")
     xs = dce_data["positions"][250:260]
     batch = dce_model.predict(xs)
     for n, x in enumerate(xs):
@@ -121,5 +121,5 @@ def test_fit_validates_and_fixed_hyperparameters_skip_search(dce_data):
     m = RPRModel(sigma=1.0, lam={"energy": 1e-8, "dipole": 1e-6}).fit(
         d["numbers"], d["positions"][:20], energies=d["energies"][:20], dipoles=d["dipoles"][:20])
     assert m.hyperparameters_ == {"energy": {"sigma": 1.0, "lam": 1e-8}, "dipole": {"sigma": 1.0, "lam": 1e-6}}
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         RPRModel().predict(d["positions"][0])
