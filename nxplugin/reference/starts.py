@@ -90,16 +90,11 @@ def read_geometries(paths, numbers):
     GeometryError
         Unreadable file, or atoms that differ from ``numbers`` (species or counts).
     """
-    from ase.io import read
-
     from nxplugin.analysis.conformers import find_dihedral
 
     molecules = []
     for path in paths:
-        try:
-            atoms = read(path, index=-1)
-        except Exception as err:  # ASE raises many kinds; name the file
-            raise GeometryError(f"cannot read start geometry {path}: {err}") from err
+        atoms = _read_start(path)
         if sorted(atoms.numbers) != sorted(int(z) for z in numbers):
             raise GeometryError(f"{path}: atoms {atoms.get_chemical_formula()} are not the model's molecule "
                                 f"(atomic numbers {sorted(int(z) for z in numbers)})")
@@ -153,18 +148,13 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     GeometryError
         Unreadable file, files of different molecules (atoms or bonds), no torsion found.
     """
-    from ase.io import read
-
     from nxplugin.analysis.conformers import find_dihedral
 
     if not paths:
         raise GeometryError("no start files given")
     molecules = []
     for path in paths:
-        try:
-            atoms = read(path, index=-1)
-        except Exception as err:  # ASE raises many kinds; name the file
-            raise GeometryError(f"cannot read start geometry {path}: {err}") from err
+        atoms = _read_start(path)
         if not np.all(np.isfinite(atoms.positions)):
             raise GeometryError(f"{path}: positions are not finite")
         if len(molecules) and list(atoms.numbers) != list(molecules[0].numbers):
@@ -178,3 +168,12 @@ def read_starts(paths, *, dihedral=None, optimise=True, fmax=1e-4):
     dihedral = tuple(int(i) for i in dihedral)
     names = conformer_names(molecules, paths, dihedral)
     return dict(zip(names, molecules)), dihedral
+
+
+def _read_start(path):
+    """The last frame of a start-geometry file (any ``ase.io.read`` format), or a GeometryError naming it."""
+    from ase.io import read
+    try:
+        return read(path, index=-1)
+    except Exception as err:  # ASE raises many kinds; name the file
+        raise GeometryError(f"cannot read start geometry {path}: {err}") from err
