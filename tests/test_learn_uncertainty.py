@@ -90,3 +90,42 @@ def test_selection_is_diverse(dfe):
     assert min_gap(top) == 0.0 and min_gap(picks) > 0.05
     with pytest.raises(ValueError, match="batch size"):
         select_batch(model, pool, len(pool) + 1)
+    # the integrated criterion: distinct picks, at most one copy of the repeated geometry
+    picks, _ = select_batch(model, pool, 6, criterion="integrated")
+    assert len(set(picks.tolist())) == 6 and sum(int(p) < 10 for p in picks) <= 1 and min_gap(picks) > 0.05
+    with pytest.raises(ValueError, match="criterion"):
+        select_batch(model, pool, 2, criterion="largest")
+
+
+def test_calculator_and_md_report_the_uncertainty(dfe, tmp_path):
+    import csv
+
+    from ase import Atoms
+
+    from nxplugin.calculator import RPRCalculator
+    from nxplugin.cli import main
+    from nxplugin.model.modelfile import save_model
+    model, train, other = dfe
+    order = np.random.default_rng(1).permutation(8)                       # the user's atom order
+    atoms = Atoms(numbers=train["numbers"][order], positions=other["positions"][4][order])
+    atoms.calc = RPRCalculator(model, uncertainty=True)
+    atoms.get_potential_energy()
+    assert atoms.calc.results["energy_uncertainty"] == pytest.approx(
+        energy_uncertainty(model, other["positions"][4]), rel=1e-10)
+    plain = Atoms(numbers=train["numbers"], positions=other["positions"][4], calculator=RPRCalculator(model))
+    plain.get_potential_energy()
+    assert "energy_uncertainty" not in plain.calc.results
+    save_model(model, tmp_path / "m.npz")
+    out = tmp_path / "md"
+    assert main(["md", "--model", str(tmp_path / "m.npz"), "--n-traj", "2", "--time", "0.01", "--interval", "5",
+                 "--temperature", "200", "--equilibration", "0", "--out", str(out), "--uncertainty"]) == 0
+    rows = list(csv.DictReader(open(out / "uncertainty.csv")))
+    assert len(rows) == 2 * 5 and all(float(r["energy_uncertainty_eV"]) >= 0 for r in rows)
+    first = ase_read(rows[0]["path"])
+    assert float(rows[0]["energy_uncertainty_eV"]) == pytest.approx(
+        energy_uncertainty(model, first.positions[model.atom_mapper.find(first.numbers, first.positions)]), rel=1e-5)
+
+
+def ase_read(path):
+    import ase.io
+    return ase.io.read(path, 0)

@@ -42,6 +42,9 @@ def add_arguments(parser):
     add("--n-seed", type=positive_int(), default=100, help="seed frames (default: 100)")
     add("--n-validation", type=positive_int(), default=60, help="validation frames, never trained on (default: 60)")
     add("--batch", type=positive_int(), default=50, help="frames labelled per round (default: 50)")
+    add("--criterion", choices=["integrated", "variance"], default="integrated",
+        help="batch selection: largest reduction of the summed posterior variance of all candidates "
+             "(integrated, default) or largest posterior variance (variance)")
     add("--replicas", type=positive_int(), default=16, help="model MD replicas per temperature (default: 16)")
     add("--md-steps", type=positive_int("steps"), default=400, help="model MD steps per replica (default: 400)")
     add("--md-interval", type=positive_int("steps"), default=10,
@@ -103,7 +106,7 @@ def run(args):
     rows = learn(args.out, starts=starts, dihedral=dihedral, temperatures_K=args.temperatures, budget=args.budget,
                  targets=targets, n_seed=args.n_seed, n_validation=args.n_validation, batch=args.batch,
                  n_replicas=args.replicas, md_steps=args.md_steps, md_interval=args.md_interval,
-                 timestep_fs=args.timestep, stride=args.stride, equilibration_fs=args.equilibration, engine=args.engine, method=args.method,
+                 timestep_fs=args.timestep, criterion=args.criterion, stride=args.stride, equilibration_fs=args.equilibration, engine=args.engine, method=args.method,
                  polarizability=args.polarizability, seed=args.seed, test=args.test, resume=args.resume,
                  progress=progress)
     random_rows = _compare_random(args, rows, starts, dihedral) if args.compare_random else None

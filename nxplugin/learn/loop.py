@@ -76,7 +76,7 @@ def met(errors, targets):
 
 def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=600, targets=None,
           n_seed=100, n_validation=60, batch=50, n_replicas=16, md_steps=400, md_interval=10,
-          timestep_fs=0.5, stride=40, equilibration_fs=500.0, stop_uncertainty=5.0, engine="tblite", method=None, polarizability=False, seed=0,
+          timestep_fs=0.5, stride=40, equilibration_fs=500.0, stop_uncertainty=5.0, criterion="integrated", engine="tblite", method=None, polarizability=False, seed=0,
           test=None, resume=False, progress=None):
     """Actively learn a model from start geometries until the targets are met or the budget is spent.
 
@@ -106,6 +106,8 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
     stop_uncertainty : float
         A model MD replica stops at the first frame whose energy uncertainty exceeds this many times
         the median uncertainty on the validation frames (:func:`nxplugin.learn.explore.explore`).
+    criterion : {"integrated", "variance"}
+        Batch selection criterion (:func:`nxplugin.learn.selection.select_batch`).
     stride : int
         Engine MD steps between seed / validation frames.
     equilibration_fs : float, fs
@@ -146,7 +148,8 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
                 "temperatures_K": [float(t) for t in temperatures_K], "budget": int(budget), "targets": targets,
                 "n_seed": int(n_seed), "n_validation": int(n_validation), "batch": int(batch),
                 "n_replicas": int(n_replicas), "md_steps": int(md_steps), "md_interval": int(md_interval),
-                "timestep_fs": float(timestep_fs), "stop_uncertainty": float(stop_uncertainty), "stride": int(stride),
+                "timestep_fs": float(timestep_fs), "stop_uncertainty": float(stop_uncertainty),
+                "criterion": criterion, "stride": int(stride),
                 "equilibration_fs": float(equilibration_fs), "engine": engine, "method": method,
                 "polarizability": bool(polarizability), "seed": int(seed)}
     out = os.fspath(out)
@@ -236,7 +239,7 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
                                              energy_window=_energy_window(train, temperatures_K),
                                              seed=[int(seed), rnd])
             batch_now = min(batch_now, len(candidates))
-            picks, variances = select_batch(model, candidates, batch_now)
+            picks, variances = select_batch(model, candidates, batch_now, criterion=criterion)
             row.update(explore_s=round(time.perf_counter() - t0, 2), n_candidates=int(len(candidates)),
                        median_val_uncertainty_eV=typical,
                        stopped_replicas=int(stopped))

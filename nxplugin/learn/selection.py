@@ -13,6 +13,11 @@ The variance of ``i`` and of everything close to it collapses, so the next pick 
 batch is spread over the uncertain regions in proportion to how much each one is uncertain
 (greedy maximum-variance / uncertainty sampling with batch conditioning). A candidate is never
 picked twice.
+
+``criterion="integrated"`` picks instead the candidate whose label would lower the summed variance
+of all candidates most, ``sum_j S_ij**2 / (S_ii + lam)`` (Cohn's active learning criterion): the
+candidates are samples of the model's own MD, so this favours uncertain geometries that the MD
+visits often over rare outliers at the edge, which is what lowers the error on thermal MD frames.
 """
 import numpy as np
 
@@ -39,7 +44,10 @@ def posterior_covariance(model, positions):
     return 0.5 * (prior + prior.T) - v.T @ v
 
 
-def select_batch(model, positions, size, *, preselect=1000):
+CRITERIA = ("variance", "integrated")
+
+
+def select_batch(model, positions, size, *, criterion="variance", preselect=1000):
     """Indices of a diverse batch of the most uncertain geometries.
 
     Parameters
@@ -50,6 +58,9 @@ def select_batch(model, positions, size, *, preselect=1000):
         Candidate geometries in the model's atom order.
     size : int
         Batch size (at most ``m``).
+    criterion : {"variance", "integrated"}, default="variance"
+        Largest posterior variance, or largest reduction of the candidates' summed variance
+        (module docstring).
     preselect : int, default=1000
         Only the ``preselect`` candidates of largest variance enter the greedy step (its cost is
         ``preselect**2`` per pick).
@@ -62,20 +73,25 @@ def select_batch(model, positions, size, *, preselect=1000):
         Each pick's variance (kernel units) at the moment it was picked, given the training set
         and the earlier picks (non-increasing).
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"{criterion=} is not one of {CRITERIA}")
     positions = np.asarray(positions, dtype=float)
     m = len(positions)
     if int(size) != size or not 0 <= size <= m:
         raise ValueError(f"batch size={size!r} must be an integer between 0 and the {m} candidates")
     post = posterior(model)
     prior_var = post.variance(post.descriptors(positions))
-    pool = np.argsort(-prior_var, kind="stable")[: max(int(preselect), int(size))]
+    keep = max(int(preselect), int(size))
+    pool = np.argsort(-prior_var, kind="stable")[:keep] if criterion == "variance" \
+        else np.sort(np.random.default_rng(0).permutation(m)[:keep])   # a fair sample of the MD
     cov = posterior_covariance(model, positions[pool])
     lam = post.lam
     picks, values = [], []
     diag = np.diag(cov).copy()
     taken = np.zeros(len(pool), bool)
     for _ in range(int(size)):
-        scores = np.where(taken, -np.inf, diag)
+        gain = diag if criterion == "variance" else np.einsum("ij,ij->j", cov, cov) / (np.maximum(diag, 0) + lam)
+        scores = np.where(taken, -np.inf, gain)
         i = int(np.argmax(scores))
         picks.append(int(pool[i]))
         values.append(float(max(diag[i], 0.0)))

@@ -124,3 +124,37 @@ def energy_uncertainty(model, positions, *, batch=512):
         else np.zeros(0)
     out = np.sqrt(post.amplitude2 * var)
     return float(out[0]) if single else out
+
+
+def write_trajectory_uncertainty(model, paths, out):
+    """Write ``out`` (CSV): ``path``, ``frame``, ``time_fs``, ``ood_score``, ``energy_uncertainty_eV`` of
+    every frame of the trajectory files ``paths`` (extxyz written by ``nxplugin md``), atomically.
+
+    The frames may use any atom numbering: each file is mapped onto the model's labelling from its
+    first frame (the uncertainty is invariant under the relabellings the model averages over).
+
+    Returns
+    -------
+    str
+        ``out``.
+    """
+    import csv
+    import io
+
+    import ase.io
+
+    from nxplugin.fileio import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "frame", "time_fs", "ood_score", "energy_uncertainty_eV"])
+    for path in paths:
+        frames = ase.io.read(path, ":", format="extxyz")
+        if not frames:
+            continue
+        order = model.atom_mapper.find(frames[0].numbers, frames[0].positions)
+        sd = energy_uncertainty(model, np.stack([a.positions[order] for a in frames]))
+        for k, (atoms, value) in enumerate(zip(frames, sd)):
+            writer.writerow([path, k, atoms.info.get("time", ""), atoms.info.get("ood_score", ""), f"{value:.6g}"])
+    atomic_write(out, text.getvalue())
+    return out
