@@ -23,10 +23,10 @@ from nxplugin.commands._options import OptionError, int_at_least, nonnegative_fl
 
 def add_arguments(parser):
     add = parser.add_argument
-    add("--start", nargs="+", metavar="FILE", required=True,
+    add("--start", nargs="+", metavar="FILE",
         help="start geometries, one file per conformer (any format ase.io.read reads; optimised with "
              "GFN2-xTB first; the first one is the model's reference geometry)")
-    add("--out", metavar="DIR", required=True, help="output folder")
+    add("--out", metavar="DIR", help="output folder")
     add("--engine", choices=["tblite", "pyscf"], default="tblite",
         help="who labels the frames; engine MD of the seed set runs on GFN2-xTB (default: tblite)")
     add("--method", default=None, help="tblite method (default GFN2-xTB) or PySCF 'xc/basis' (default b3lyp/6-31g*)")
@@ -61,6 +61,9 @@ def add_arguments(parser):
     add("--seed", type=nonnegative_int(), default=0, help="random seed (default: 0)")
     add("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
     add("--quiet", action="store_true", help="no progress bars")
+    add("--evaluate-uncertainty", nargs=2, metavar=("MODEL", "DATA"),
+        help="instead of learning: how well the energy uncertainty and the ood_score of MODEL rank its "
+             "actual errors on the labelled frames DATA (Spearman rank correlations); needs no --start/--out")
 
 
 def run(args):
@@ -74,6 +77,10 @@ def run(args):
     from nxplugin.reference.datasets import format_errors
     from nxplugin.reference.starts import read_starts
 
+    if args.evaluate_uncertainty:
+        return _evaluate_uncertainty(*args.evaluate_uncertainty)
+    if not args.start or not args.out:
+        raise OptionError("--start FILE [FILE ...] and --out DIR are required (except with --evaluate-uncertainty)")
     if not args.resume and os.path.exists(os.path.join(args.out, "run.json")):
         raise OptionError(f"--out {args.out} already holds a learning run; add --resume to continue it, "
                           f"or choose a new folder")
@@ -153,3 +160,21 @@ def _compare_random(args, rows, starts, dihedral):
     for row in out:
         row["n_labels"] = row["n_train"] + n_val
     return out
+
+
+def _evaluate_uncertainty(model_file, data_file):
+    from nxplugin.learn.uncertainty import error_predictors
+    from nxplugin.model.modelfile import load_model
+    from nxplugin.reference.datasets import read_dataset
+    from nxplugin.shipped import model_path
+
+    result = error_predictors(load_model(model_path(model_file)), read_dataset(data_file))
+    print(f"{model_file} on {result['n']} frames of {data_file}: Spearman rank correlation with")
+    print(f"  |energy error|:      energy_uncertainty {result['spearman_energy_uncertainty']:+.3f}, "
+          f"ood_score {result['spearman_energy_ood']:+.3f}")
+    if "spearman_forces_uncertainty" in result:
+        print(f"  RMS force error:     energy_uncertainty {result['spearman_forces_uncertainty']:+.3f}, "
+              f"ood_score {result['spearman_forces_ood']:+.3f}")
+    print(f"  largest 10% energy errors among the highest 10% scores: energy_uncertainty "
+          f"{result['top10_energy_uncertainty']:.0%}, ood_score {result['top10_energy_ood']:.0%}")
+    return 0

@@ -62,8 +62,18 @@ def _concat(sets):
 
 
 def fit_model(train, reference, *, seed):
-    """An :class:`RPRModel` fitted to a data set (hyperparameters searched by closed-form LOO)."""
+    """An :class:`RPRModel` fitted to a data set (hyperparameters searched by closed-form LOO).
+
+    Every frame is first put into the reference's labelling (:func:`nxplugin.model.atommap.map_dataset`,
+    as ``nxplugin train`` does): the molecular frame of the dipole needs it (for DCE, without it the
+    validation dipole error of 450 frames is 0.085 D instead of 0.014 D).
+    """
+    from ase.data import atomic_masses
+
+    from nxplugin.model.atommap import AtomMapper, map_dataset
     from nxplugin.model.estimator import RPRModel
+    numbers = train["numbers"]
+    train = map_dataset(AtomMapper(numbers, reference, atomic_masses[numbers]), train)
     model = RPRModel(random_state=seed)
     return model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
                      polarizabilities=train["polarizabilities"], reference=reference)

@@ -158,3 +158,43 @@ def write_trajectory_uncertainty(model, paths, out):
             writer.writerow([path, k, atoms.info.get("time", ""), atoms.info.get("ood_score", ""), f"{value:.6g}"])
     atomic_write(out, text.getvalue())
     return out
+
+
+def error_predictors(model, data):
+    """How well the energy uncertainty and the ``ood_score`` rank the model's actual errors.
+
+    Parameters
+    ----------
+    model : RPRModel
+    data : dict
+        A labelled data set (:func:`nxplugin.reference.datasets.read_dataset`), any atom order.
+
+    Returns
+    -------
+    dict
+        ``n``; Spearman rank correlations of ``|energy error|`` (and, with forces in the data, of the
+        per-frame RMS force error) with ``energy_uncertainty`` and with ``ood_score``:
+        ``spearman_energy_uncertainty``, ``spearman_energy_ood``, ``spearman_forces_uncertainty``,
+        ``spearman_forces_ood``; and ``top10_energy_uncertainty`` / ``top10_energy_ood``: the share of
+        the 10 % largest energy errors found among the 10 % highest scores.
+    """
+    from scipy.stats import spearmanr
+
+    from nxplugin.model.atommap import map_dataset
+    mapped = map_dataset(model.atom_mapper, data)
+    pred = model.predict(mapped["positions"], forces=mapped["forces"] is not None)
+    sd = energy_uncertainty(model, mapped["positions"])
+    ood = pred["ood_score"]
+    energy_error = np.abs(pred["energy"] - mapped["energies"])
+    out = {"n": int(len(sd)),
+           "spearman_energy_uncertainty": float(spearmanr(sd, energy_error)[0]),
+           "spearman_energy_ood": float(spearmanr(ood, energy_error)[0])}
+    if mapped["forces"] is not None:
+        force_error = np.sqrt(np.mean((pred["forces"] - mapped["forces"]) ** 2, axis=(1, 2)))
+        out["spearman_forces_uncertainty"] = float(spearmanr(sd, force_error)[0])
+        out["spearman_forces_ood"] = float(spearmanr(ood, force_error)[0])
+    k = max(1, len(sd) // 10)
+    worst = set(np.argsort(-energy_error)[:k].tolist())
+    out["top10_energy_uncertainty"] = len(worst & set(np.argsort(-sd)[:k].tolist())) / k
+    out["top10_energy_ood"] = len(worst & set(np.argsort(-ood)[:k].tolist())) / k
+    return out
