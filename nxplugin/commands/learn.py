@@ -18,7 +18,8 @@ example:
       --target-energy 0.08 --target-forces 0.5 --target-dipole 0.02 --test test.extxyz.gz \\
       --compare-random train.extxyz.gz
 """
-from nxplugin.commands._options import OptionError, int_at_least, nonnegative_float, nonnegative_int, positive_float, positive_int
+from nxplugin.commands._options import (OptionError, int_at_least, nonnegative_float, nonnegative_int,
+                                        positive_float, positive_int)
 
 
 def add_arguments(parser):
@@ -99,7 +100,8 @@ def run(args):
             bar = bars.get(info["round"])
             if bar is None:
                 bar = bars[info["round"]] = tqdm(total=info["total"], initial=info["done"] - 1, unit="label",
-                                                 desc=f"round {info['round']} labels", disable=True if args.quiet else None)
+                                                 desc=f"round {info['round']} labels",
+                                                 disable=True if args.quiet else None)
             bar.update(1)
             if info["done"] == info["total"]:
                 bar.close()
@@ -113,7 +115,8 @@ def run(args):
     rows = learn(args.out, starts=starts, dihedral=dihedral, temperatures_K=args.temperatures, budget=args.budget,
                  targets=targets, n_seed=args.n_seed, n_validation=args.n_validation, batch=args.batch,
                  n_replicas=args.replicas, md_steps=args.md_steps, md_interval=args.md_interval,
-                 timestep_fs=args.timestep, criterion=args.criterion, stride=args.stride, equilibration_fs=args.equilibration, engine=args.engine, method=args.method,
+                 timestep_fs=args.timestep, criterion=args.criterion, stride=args.stride,
+                 equilibration_fs=args.equilibration, engine=args.engine, method=args.method,
                  polarizability=args.polarizability, seed=args.seed, test=args.test, resume=args.resume,
                  progress=progress)
     random_rows = _compare_random(args, rows, starts, dihedral) if args.compare_random else None
@@ -145,7 +148,8 @@ def _compare_random(args, rows, starts, dihedral):
             print(f"random pool: engine MD, {rows[-1]['n_train']} frames")
             sample(path, starts=starts, dihedral=dihedral, temperatures_K=args.temperatures, n_traj=1,
                    n_frames=split_count(rows[-1]["n_train"], n_sets), stride=args.stride, timestep_fs=args.timestep,
-                   equilibration_fs=args.equilibration, polarizability=args.polarizability, engine=args.engine, method=args.method,
+                   equilibration_fs=args.equilibration, polarizability=args.polarizability, engine=args.engine,
+                   method=args.method,
                    seed=2 * args.seed + 7, resume=os.path.exists(path + ".work"))
         pool = read_dataset(path)
     else:

@@ -195,7 +195,8 @@ def run(args):
         indent=1, default=str))
     if args.uncertainty:
         from nxplugin.learn.uncertainty import write_trajectory_uncertainty
-        path = write_trajectory_uncertainty(model, [s["path"] for s in summary], os.path.join(args.out, "uncertainty.csv"))
+        path = write_trajectory_uncertainty(model, [s["path"] for s in summary],
+                                            os.path.join(args.out, "uncertainty.csv"))
         print(f"energy uncertainty (eV) of every saved frame in {path}")
     print(f"wrote {len(summary)} trajectories ({sum(s['frames'] for s in summary)} frames) in {args.out}; "
           f"{n_ood} frames beyond the training data; {len(stopped)} stopped out of domain"

@@ -86,7 +86,8 @@ def met(errors, targets):
 
 def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=600, targets=None,
           n_seed=100, n_validation=60, batch=50, n_replicas=16, md_steps=400, md_interval=10,
-          timestep_fs=0.5, stride=40, equilibration_fs=500.0, stop_uncertainty=5.0, criterion="integrated", engine="tblite", method=None, polarizability=False, seed=0,
+          timestep_fs=0.5, stride=40, equilibration_fs=500.0, stop_uncertainty=5.0, criterion="integrated",
+          engine="tblite", method=None, polarizability=False, seed=0,
           test=None, resume=False, progress=None):
     """Actively learn a model from start geometries until the targets are met or the budget is spent.
 
@@ -347,7 +348,7 @@ def _write_data(path, sets, labels_path):
 def _finish(out, model, train, rows, seconds):
     """The final model with its conformer minima (for ``nxplugin md``) and the total wall time."""
     from nxplugin.analysis.minima import conformer_minima
-    from nxplugin.model.modelfile import load_model, read_metadata, save_model
+    from nxplugin.model.modelfile import read_metadata, save_model
     path = os.path.join(out, "model.npz")
     training = read_metadata(path)[0]["training"]
     try:
