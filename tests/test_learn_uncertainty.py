@@ -129,3 +129,20 @@ def test_calculator_and_md_report_the_uncertainty(dfe, tmp_path):
 def ase_read(path):
     import ase.io
     return ase.io.read(path, 0)
+
+
+def test_error_predictors_rank_errors_in_any_atom_order(dfe):
+    from nxplugin.learn.uncertainty import error_predictors
+    model, train, _ = dfe
+    data = read_dataset(DATA)
+    frames = subset(data, np.random.default_rng(3).permutation(len(data["positions"]))[40:240])
+    result = error_predictors(model, frames)
+    assert result["n"] == 200
+    assert result["spearman_forces_uncertainty"] > 0.3 and result["spearman_energy_uncertainty"] > 0.2
+    shuffled = dict(frames)
+    order = np.random.default_rng(8).permutation(8)
+    shuffled.update(numbers=frames["numbers"][order], positions=frames["positions"][:, order],
+                    forces=frames["forces"][:, order])
+    again = error_predictors(model, shuffled)
+    for key, value in result.items():
+        assert again[key] == pytest.approx(value, abs=1e-9), key
