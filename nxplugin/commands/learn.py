@@ -122,7 +122,7 @@ def run(args):
     random_rows = _compare_random(args, rows, starts, dihedral) if args.compare_random else None
     if random_rows:
         curves.write_csv(os.path.join(args.out, "learning_random.csv"), random_rows)
-    curves.plot(os.path.join(args.out, "learning.png"), rows, random_rows,
+    curves.plot(os.path.join(args.out, "learning.png"), rows, random_rows, targets=targets,
                 title=f"{next(iter(starts.values())).get_chemical_formula()}: "
                       f"{'test' if args.test else 'validation'} errors")
     last = rows[-1]

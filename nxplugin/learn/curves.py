@@ -98,11 +98,14 @@ def random_baseline(pool, counts, *, validation, reference, test=None, seed=0, p
     return rows
 
 
-def plot(path, rows, random_rows=None, *, title=None):
+def plot(path, rows, random_rows=None, *, targets=None, title=None):
     """Errors against engine labels used, active learning (and random sampling), one panel per quantity.
 
-    Test-set errors are drawn when the rows have them, else validation errors. Written atomically (PNG).
+    Test-set errors are drawn when the rows have them, else validation errors; ``targets`` (dict of
+    ``energy``/``forces``/``dipole``/``polarizability`` to RMSE) as dotted lines. Written atomically (PNG).
     """
+    from nxplugin.learn.loop import TARGET_KEYS
+    bounds = {TARGET_KEYS[q]: v for q, v in (targets or {}).items() if v is not None}
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,6 +119,8 @@ def plot(path, rows, random_rows=None, *, title=None):
         if random_rows:
             ax.plot([r["n_labels"] for r in random_rows], [r[prefix + key] for r in random_rows], "s--",
                     label="random MD frames")
+        if key in bounds:
+            ax.axhline(bounds[key], color="k", ls=":", lw=1, label="target")
         ax.set_xlabel("engine labels (seed + validation + learned)")
         ax.set_ylabel(label)
         ax.set_yscale("log")
