@@ -121,6 +121,15 @@ def test_calculator_and_md_report_the_uncertainty(dfe, tmp_path):
                  "--temperature", "200", "--equilibration", "0", "--out", str(out), "--uncertainty"]) == 0
     rows = list(csv.DictReader(open(out / "uncertainty.csv")))
     assert len(rows) == 2 * 5 and all(float(r["energy_uncertainty_eV"]) >= 0 for r in rows)
+    # the CLI's comparison of the two error predictors, and its refusal without --start/--out
+    import gzip
+    import io
+    import ase.io
+    with gzip.open(DATA, "rt") as handle:
+        frames = ase.io.read(io.StringIO(handle.read()), "100:160", format="extxyz")
+    ase.io.write(tmp_path / "frames.extxyz", frames)
+    assert main(["learn", "--evaluate-uncertainty", str(tmp_path / "m.npz"), str(tmp_path / "frames.extxyz")]) == 0
+    assert main(["learn", "--out", str(tmp_path / "x")]) == 2
     first = ase_read(rows[0]["path"])
     assert float(rows[0]["energy_uncertainty_eV"]) == pytest.approx(
         energy_uncertainty(model, first.positions[model.atom_mapper.find(first.numbers, first.positions)]), rel=1e-5)
