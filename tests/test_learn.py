@@ -59,6 +59,8 @@ def test_tiny_learning_run(tmp_path, capsys):
     assert d.min() > 1e-3
     meta, _ = read_metadata(out / "model.npz")
     assert meta["training"]["n_labels"] == 40 and meta["training"]["n_train"] == 32
+    from nxplugin.reference.datasets import file_digest
+    assert meta["training"]["data_sha256"] == file_digest(out / "data.extxyz.gz")
     assert set(meta["training"]["validation_errors"]) >= {"energy_kcal_mol", "forces_kcal_mol_A", "dipole_D"}
     model = load_model(out / "model.npz")
     assert len(model.coef_) == 32

@@ -314,15 +314,19 @@ def _save_round(out, model, rows, sets, labels_path, settings):
     """model.npz, learning.csv, state.json and data.extxyz.gz of the rounds so far (each atomic)."""
     from nxplugin.learn.curves import write_csv
     from nxplugin.model.modelfile import save_model
+    from nxplugin.reference.datasets import file_digest
     last = rows[-1]
+    data_path = os.path.join(out, "data.extxyz.gz")
+    _write_data(data_path, sets, labels_path)
     save_model(model, os.path.join(out, "model.npz"), training={
         "method": "active learning (nxplugin learn)", "n_labels": last["n_labels"], "n_train": last["n_train"],
+        "data": "data.extxyz.gz (set=seed and set=learned trained on, set=validation not)",
+        "data_sha256": file_digest(data_path),
         "validation_errors": {k[4:]: v for k, v in last.items() if k.startswith("val_")},
         "test_errors": {k[5:]: v for k, v in last.items() if k.startswith("test_")},
         "rounds": len(rows), "settings": {k: v for k, v in settings.items() if k != "starts"}})
     write_csv(os.path.join(out, "learning.csv"), rows)
     atomic_write(os.path.join(out, "state.json"), json.dumps({"rows": rows}, indent=1).encode())
-    _write_data(os.path.join(out, "data.extxyz.gz"), sets, labels_path)
 
 
 def _write_data(path, sets, labels_path):
