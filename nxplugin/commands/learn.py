@@ -3,8 +3,9 @@
 A small seed set (engine MD from the starts, GFN2-xTB dynamics, labels by --engine), then rounds of:
 train (hyperparameters by closed-form leave-one-out, every round), many short Langevin trajectories
 with the current model at --temperatures (batched replicas), a diverse batch of the visited
-geometries where the model's Gaussian-process posterior variance of the energy is largest
-(nxplugin.learn.selection), engine labels for it; until the errors on validation frames (independent
+geometries chosen by the model's Gaussian-process posterior variance of the energy (by default the
+picks that lower the summed variance of all visited geometries most, each pick conditioning the
+next; nxplugin.learn.selection), engine labels for it; until the errors on validation frames (independent
 engine MD, never trained on) meet every --target-* given, or --budget labels (seed and validation
 included) are spent.
 

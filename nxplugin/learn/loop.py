@@ -151,7 +151,7 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
     fixed = (split_count(n_seed, n_traj_sets) + split_count(n_validation, n_traj_sets)) * n_traj_sets
     if fixed >= budget:
         raise ValueError(f"{budget=} labels leave nothing to learn after {fixed} seed and validation frames "
-                         f"({n_traj_sets} trajectories of whole frames); raise the budget or lower n_seed/n_validation")
+                         f"(whole frames of {n_traj_sets} trajectories each); raise the budget or lower n_seed/n_validation")
     report = progress or (lambda event, **info: None)
     names = list(starts)
     settings = {"starts": {n: np.round(starts[n].positions, 4).tolist() for n in names},
