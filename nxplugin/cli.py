@@ -11,9 +11,9 @@ import sys
 COMMANDS = {      # in the order of README's command table
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
     "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
+    "learn": "Active learning from start geometries: seed set, then model MD, uncertain picks, labels",
     "models": "List the shipped models (name, molecule, level, size, accuracy on held-out data)",
     "info": "Print the metadata of a model file",
-    "learn": "Active learning from start geometries: seed set, then model MD, uncertain picks, labels",
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",
     "harmonic": "Harmonic IR spectrum (cm^-1, km/mol) of the trans and gauche conformers with a model",
     "spectrum": "IR or Raman spectrum from trajectories with dipoles (e*Angstrom), absolute km/mol units",
