@@ -129,7 +129,8 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
     test : str, optional
         An independent labelled data set; its errors are reported each round (never trained on).
     resume : bool
-        Continue an interrupted run in ``out`` (same settings).
+        Continue an interrupted run in ``out`` (same settings, except ``budget`` and ``targets``,
+        which may be changed to continue a finished run).
     progress : callable, optional
         Called as ``progress(event, **info)`` with ``event`` one of ``"stage"`` (``text``),
         ``"label"`` (``round``, ``done``, ``total``) and ``"round"`` (``row``, the round's row).
@@ -151,7 +152,8 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
     fixed = (split_count(n_seed, n_traj_sets) + split_count(n_validation, n_traj_sets)) * n_traj_sets
     if fixed >= budget:
         raise ValueError(f"{budget=} labels leave nothing to learn after {fixed} seed and validation frames "
-                         f"(whole frames of {n_traj_sets} trajectories each); raise the budget or lower n_seed/n_validation")
+                         f"(whole frames of {n_traj_sets} trajectories each); raise the budget or lower "
+                         f"n_seed/n_validation")
     report = progress or (lambda event, **info: None)
     names = list(starts)
     settings = {"starts": {n: np.round(starts[n].positions, 4).tolist() for n in names},
