@@ -61,7 +61,8 @@ def add_arguments(parser):
         help="also train on random frames at the same label counts: from POOL (labelled extxyz), or without "
              "POOL from new engine MD from the starts (costs labels outside the budget)")
     add("--seed", type=nonnegative_int(), default=0, help="random seed (default: 0)")
-    add("--resume", action="store_true", help="continue an interrupted run in --out (same settings; --budget and --target-* may change)")
+    add("--resume", action="store_true",
+        help="continue an interrupted run in --out (same settings; --budget and --target-* may change)")
     add("--quiet", action="store_true", help="no progress bars")
     add("--evaluate-uncertainty", nargs=2, metavar=("MODEL", "DATA"),
         help="instead of learning: how well the energy uncertainty and the ood_score of MODEL rank its "
