@@ -155,3 +155,22 @@ def test_error_predictors_rank_errors_in_any_atom_order(dfe):
     again = error_predictors(model, shuffled)
     for key, value in result.items():
         assert again[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_explorer_keeps_only_the_molecule():
+    from nxplugin.learn.explore import bond_cutoffs, sane
+    from nxplugin.model import descriptors
+    from nxplugin.reference.molecules import xcch2ch2y
+    atoms = xcch2ch2y("F", "F", "trans")
+    cutoffs = bond_cutoffs(atoms.numbers)
+    bonded = descriptors.pair_distances(atoms.positions) < cutoffs
+    h = int(np.flatnonzero(atoms.numbers == 1)[0])
+    carbon = int(np.argmin(np.linalg.norm(atoms.positions[:2] - atoms.positions[h], axis=1)))
+    stretched = atoms.positions.copy()
+    stretched[h] += 0.8 * (stretched[h] - stretched[carbon])              # a C-H bond 1.8x its length
+    crushed = atoms.positions.copy()
+    crushed[h] = crushed[carbon] + 0.3 * (crushed[h] - crushed[carbon])   # 0.33 Angstrom from its carbon
+    nan = atoms.positions.copy()
+    nan[3, 1] = np.nan
+    assert sane(np.stack([atoms.positions, stretched, crushed, nan]), cutoffs, bonded).tolist() == \
+        [True, False, False, False]

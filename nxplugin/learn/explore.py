@@ -4,9 +4,11 @@ Units: positions Angstrom, momenta ASE units, energies eV, forces eV/Angstrom, d
 polarizabilities Angstrom**3, temperature K, time fs.
 
 The MD of a young model can run into holes of its energy surface; a replica stops at the first
-geometry with a broken bond (a bonded pair of the reference stretched past ``BOND_STRETCH`` times
-its length) or overlapping atoms (closer than :data:`nxplugin.model.estimator.MIN_DISTANCE`); its
-frames before that are kept as candidates (they are the geometries the model gets wrong).
+geometry whose bond graph differs from the reference's (the rule of the atom mapping,
+:func:`nxplugin.model.symmetry.bond_graph`: distances below ``BOND_FACTOR`` times the sum of covalent
+radii) or with overlapping atoms (closer than :data:`nxplugin.model.estimator.MIN_DISTANCE`); its
+frames before that are kept as candidates (they are the geometries the model gets wrong), so every
+candidate is a geometry of the model's molecule.
 """
 import io
 
@@ -17,23 +19,22 @@ from nxplugin.learn.uncertainty import energy_uncertainty
 from nxplugin.model import descriptors
 from nxplugin.model.estimator import MIN_DISTANCE
 
-BOND_STRETCH = 1.6   # a bonded pair longer than this times its reference length is a broken bond
-
-
-def bonded_pairs(numbers, reference):
-    """Boolean mask over descriptor pairs: bonded in ``reference`` (Angstrom) by covalent radii."""
-    from ase.data import covalent_radii
+def bond_cutoffs(numbers):
+    """Bond length limits (Angstrom) of the descriptor's pairs, as :func:`nxplugin.model.symmetry.bond_graph`."""
+    from nxplugin.model.elements import COVALENT_RADII
+    from nxplugin.model.symmetry import BOND_FACTOR
+    radii = np.array([COVALENT_RADII[int(z)] for z in numbers])
     i, j = descriptors.pair_indices(len(numbers))
-    r = descriptors.pair_distances(np.asarray(reference, float))
-    return r < 1.25 * (covalent_radii[np.asarray(numbers)[i]] + covalent_radii[np.asarray(numbers)[j]])
+    return BOND_FACTOR * (radii[i] + radii[j])
 
 
-def sane(positions, bonds, reference_distances):
-    """Mask of geometries (n, n_atoms, 3) with intact bonds, no overlapping atoms, finite coordinates."""
-    pos = np.asarray(positions, float)
+def sane(positions, cutoffs, bonded):
+    """Mask of geometries (n, n_atoms, 3): finite, no overlapping atoms, and the bond graph ``bonded``
+    (boolean over the pairs, :func:`bond_cutoffs`)."""
+    pos = np.asarray(positions, float).reshape(-1, *np.shape(positions)[-2:])
     finite = np.isfinite(pos).all(axis=(1, 2))
     r = descriptors.pair_distances(np.where(finite[:, None, None], pos, 0.0))
-    ok = (r.min(axis=1) >= MIN_DISTANCE) & (r[:, bonds] <= BOND_STRETCH * reference_distances[bonds]).all(axis=1)
+    ok = (r.min(axis=1) >= MIN_DISTANCE) & ((r < cutoffs) == bonded).all(axis=1)
     return finite & ok
 
 
@@ -77,8 +78,8 @@ def explore(model, starts, *, temperatures_K, n_replicas, n_steps, interval, tim
 
     seed = list(np.atleast_1d(seed).astype(int))
     masses = model.masses_
-    bonds = bonded_pairs(model.numbers_, model.reference_)
-    ref_r = descriptors.pair_distances(model.reference_)
+    cutoffs = bond_cutoffs(model.numbers_)
+    bonded = descriptors.pair_distances(model.reference_) < cutoffs
     rng = np.random.default_rng(seed + [0])
     frames, temps, stopped = [], [], 0
     for t_index, temperature in enumerate(temperatures_K):
@@ -94,7 +95,7 @@ def explore(model, starts, *, temperatures_K, n_replicas, n_steps, interval, tim
         alive = np.arange(n_replicas)
         for step in range(1, n_steps + 1):
             dyn.step(alive)
-            ok = sane(dyn.positions[alive], bonds, ref_r) & np.isfinite(dyn.results["energy"][alive])
+            ok = sane(dyn.positions[alive], cutoffs, bonded) & np.isfinite(dyn.results["energy"][alive])
             stopped += int((~ok).sum())
             alive = alive[ok]
             if not len(alive):

@@ -34,6 +34,7 @@ import numpy as np
 from nxplugin.errors import DataFileError
 from nxplugin.fileio import atomic_write
 from nxplugin.md.trajfile import TrajectoryFile, read_checkpoint
+from nxplugin.model import descriptors
 from nxplugin.reference.datasets import model_errors, read_dataset
 
 TARGET_KEYS = {"energy": "energy_kcal_mol", "forces": "forces_kcal_mol_A", "dipole": "dipole_D",
@@ -72,7 +73,15 @@ def fit_model(train, reference, *, seed):
 
     from nxplugin.model.atommap import AtomMapper, map_dataset
     from nxplugin.model.estimator import RPRModel
+    from nxplugin.learn.explore import bond_cutoffs, sane
+    from nxplugin.reference.datasets import subset
     numbers = train["numbers"]
+    cutoffs = bond_cutoffs(numbers)
+    ok = sane(train["positions"], cutoffs, descriptors.pair_distances(np.asarray(reference, float)) < cutoffs)
+    if not ok.all():     # labelled before the explorer checked the bond graph: kept in the data, not trained on
+        warnings.warn(f"{int((~ok).sum())} labelled frames with another bond graph than the reference "
+                      f"(frames {np.flatnonzero(~ok)[:10].tolist()}) are left out of training")
+        train = subset(train, np.flatnonzero(ok))
     train = map_dataset(AtomMapper(numbers, reference, atomic_masses[numbers]), train)
     model = RPRModel(random_state=seed)
     return model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
