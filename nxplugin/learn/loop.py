@@ -34,7 +34,6 @@ import numpy as np
 from nxplugin.errors import DataFileError
 from nxplugin.fileio import atomic_write
 from nxplugin.md.trajfile import TrajectoryFile, read_checkpoint
-from nxplugin.model import descriptors
 from nxplugin.reference.datasets import model_errors, read_dataset
 
 TARGET_KEYS = {"energy": "energy_kcal_mol", "forces": "forces_kcal_mol_A", "dipole": "dipole_D",
@@ -73,16 +72,23 @@ def fit_model(train, reference, *, seed):
 
     from nxplugin.model.atommap import AtomMapper, map_dataset
     from nxplugin.model.estimator import RPRModel
-    from nxplugin.learn.explore import bond_cutoffs, sane
+    from nxplugin.errors import ModelDomainError
     from nxplugin.reference.datasets import subset
     numbers = train["numbers"]
-    cutoffs = bond_cutoffs(numbers)
-    ok = sane(train["positions"], cutoffs, descriptors.pair_distances(np.asarray(reference, float)) < cutoffs)
-    if not ok.all():     # labelled before the explorer checked the bond graph: kept in the data, not trained on
-        warnings.warn(f"{int((~ok).sum())} labelled frames with another bond graph than the reference "
-                      f"(frames {np.flatnonzero(~ok)[:10].tolist()}) are left out of training")
-        train = subset(train, np.flatnonzero(ok))
-    train = map_dataset(AtomMapper(numbers, reference, atomic_masses[numbers]), train)
+    mapper = AtomMapper(numbers, reference, atomic_masses[numbers])
+    try:
+        train = map_dataset(mapper, train)
+    except ModelDomainError:   # e.g. a broken bond labelled by an older explorer: kept in the data, not trained on
+        ok = []
+        for k, x in enumerate(train["positions"]):
+            try:
+                mapper.order(numbers, x)
+                ok.append(k)
+            except ModelDomainError:
+                pass
+        warnings.warn(f"{len(train['positions']) - len(ok)} labelled frames that are not the reference's "
+                      f"molecule (another bond graph) are left out of training")
+        train = map_dataset(mapper, subset(train, ok))
     model = RPRModel(random_state=seed)
     return model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
                      polarizabilities=train["polarizabilities"], reference=reference)
