@@ -2,7 +2,9 @@
 
 Results are in ASE units: energy eV, forces eV/Angstrom, dipole e*Angstrom, polarizability
 Angstrom**3 (``results["polarizability"]``, 3x3), plus ``results["ood_score"]`` (dimensionless, above
-1 means the geometry lies beyond the training data).
+1 means the geometry lies beyond the training data) and, with ``uncertainty=True``,
+``results["energy_uncertainty"]`` (eV, the Gaussian-process posterior standard deviation of the energy,
+:mod:`nxplugin.learn.uncertainty`).
 """
 import warnings
 
@@ -72,14 +74,18 @@ class RPRCalculator(_ModelUser, Calculator):
     ood_threshold : float, default=1.0
         Out-of-domain score above which a warning is given (once) and counted; an ASE parameter
         (``calc.parameters``, ``calc.set(ood_threshold=...)``, ``calc.todict()``).
+    uncertainty : bool, default=False
+        Also compute ``results["energy_uncertainty"]`` (eV) at every geometry; costs one
+        ``n_train**2`` triangular solve per call (a Cholesky factor is made at the first call).
 
     Atoms may be numbered in any order (see :class:`_ModelUser`).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "polarizability"]
+    default_parameters = {"ood_threshold": 1.0, "uncertainty": False}
 
-    def __init__(self, model_or_path, *, ood_threshold=1.0, **kwargs):
-        Calculator.__init__(self, ood_threshold=ood_threshold, **kwargs)
+    def __init__(self, model_or_path, *, ood_threshold=1.0, uncertainty=False, **kwargs):
+        Calculator.__init__(self, ood_threshold=ood_threshold, uncertainty=bool(uncertainty), **kwargs)
         self._init_model(model_or_path)
         if not self.model.has_polarizability:
             self.implemented_properties = ["energy", "free_energy", "forces", "dipole"]
@@ -130,6 +136,10 @@ class RPRCalculator(_ModelUser, Calculator):
                         "ood_score": float(pred["ood_score"])}
         if "polarizability" in pred:
             self.results["polarizability"] = pred["polarizability"]
+        if self.parameters.get("uncertainty"):
+            from nxplugin.learn.uncertainty import energy_uncertainty
+            order = self.model.atom_mapper.find(self.atoms.numbers, self.atoms.positions)
+            self.results["energy_uncertainty"] = energy_uncertainty(self.model, self.atoms.positions[order])
 
 
 class DipoleCalculator(_ModelUser, Calculator):

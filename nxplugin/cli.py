@@ -11,6 +11,7 @@ import sys
 COMMANDS = {      # in the order of README's command table
     "sample": "Make labelled reference data (eV, eV/Angstrom, e*Angstrom) with GFN2-xTB or PySCF",
     "train": "Train an RPR (or direct) kernel model from labelled frames (eV, eV/Angstrom, e*Angstrom)",
+    "learn": "Active learning from start geometries: seed set, then model MD, uncertain picks, labels",
     "models": "List the shipped models (name, molecule, level, size, accuracy on held-out data)",
     "info": "Print the metadata of a model file",
     "md": "Molecular dynamics with a model file (K, fs, ps); one extxyz per trajectory",

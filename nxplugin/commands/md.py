@@ -64,6 +64,9 @@ def add_arguments(parser):
                         help="out-of-domain score that triggers a warning (default 1.0)")
     parser.add_argument("--stop-on-ood", action="store_true",
                         help="stop a trajectory cleanly when it leaves the training domain")
+    parser.add_argument("--uncertainty", action="store_true",
+                        help="also write DIR/uncertainty.csv: per saved frame the energy's Gaussian-process "
+                        "posterior standard deviation in eV (nxplugin.learn.uncertainty) beside ood_score")
     parser.add_argument("--engine", choices=["ase", "batched"],
                         help="batched replicas (default for more than one) or one ASE dynamics per trajectory")
     parser.add_argument("--jobs", type=positive_int(), default=1, metavar="N",
@@ -190,6 +193,11 @@ def run(args):
          "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "populations": populations,
          "ood_frames": n_ood, "stopped_out_of_domain": len(stopped), "trajectories": summary},
         indent=1, default=str))
+    if args.uncertainty:
+        from nxplugin.learn.uncertainty import write_trajectory_uncertainty
+        path = write_trajectory_uncertainty(model, [s["path"] for s in summary],
+                                            os.path.join(args.out, "uncertainty.csv"))
+        print(f"energy uncertainty (eV) of every saved frame in {path}")
     print(f"wrote {len(summary)} trajectories ({sum(s['frames'] for s in summary)} frames) in {args.out}; "
           f"{n_ood} frames beyond the training data; {len(stopped)} stopped out of domain"
           + (f": {stopped}" if stopped else ""))
