@@ -35,6 +35,7 @@ from nxplugin.errors import DataFileError
 from nxplugin.fileio import atomic_write
 from nxplugin.md.trajfile import TrajectoryFile, read_checkpoint
 from nxplugin.reference.datasets import model_errors, read_dataset
+from nxplugin.reference.sampling import same_settings
 
 TARGET_KEYS = {"energy": "energy_kcal_mol", "forces": "forces_kcal_mol_A", "dipole": "dipole_D",
                "polarizability": "polarizability_A3"}
@@ -188,7 +189,7 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
         with open(run_file) as handle:
             saved = json.load(handle)
         changed = sorted(k for k in set(saved) | set(settings)
-                         if k != "targets" and k != "budget" and not _same(saved.get(k), settings.get(k)))
+                         if k != "targets" and k != "budget" and not same_settings(saved.get(k), settings.get(k), atol=1e-3))
         if changed:
             raise DataFileError(f"cannot resume {out}: settings differ from the first run in {changed}")
     else:
@@ -378,14 +379,3 @@ def _finish(out, model, train, rows, seconds):
         warnings.warn(f"conformer minima not stored: {err}")
     training["wall_seconds_this_run"] = round(seconds, 1)
     save_model(model, path, training=training)
-
-
-def _same(saved, now):
-    if isinstance(saved, dict) and isinstance(now, dict) and set(saved) == set(now):
-        return all(_same(saved[k], now[k]) for k in saved)
-    if saved == now:
-        return True
-    try:
-        return np.shape(saved) == np.shape(now) and np.allclose(saved, now, rtol=0, atol=1e-3)
-    except (TypeError, ValueError):
-        return False

@@ -227,7 +227,7 @@ def sample(out, *, conformers=None, starts=None, dihedral=None, temperatures_K=(
     if resume:
         with open(run_file) as handle:
             saved = json.load(handle)
-        changed = sorted(k for k in set(saved) | set(settings) if not _same(saved.get(k), settings.get(k)))
+        changed = sorted(k for k in set(saved) | set(settings) if not same_settings(saved.get(k), settings.get(k)))
         if changed:
             raise DataFileError(f"cannot resume {final}: settings differ from the first run in "
                                 f"{changed} (saved {[saved.get(k) for k in changed]})")
@@ -296,14 +296,14 @@ def sample(out, *, conformers=None, starts=None, dihedral=None, temperatures_K=(
     return summarize(final)
 
 
-def _same(saved, now):
-    """Settings equal; start positions (re-optimised on resume) to 1e-4 Angstrom."""
+def same_settings(saved, now, atol=1e-4):
+    """Settings equal; numbers (start positions, re-optimised on resume) to ``atol`` (Angstrom)."""
     if isinstance(saved, dict) and isinstance(now, dict) and set(saved) == set(now):
-        return all(_same(saved[k], now[k]) for k in saved)
+        return all(same_settings(saved[k], now[k], atol) for k in saved)
     if saved == now:
         return True
     try:
-        return np.shape(saved) == np.shape(now) and np.allclose(saved, now, rtol=0, atol=1e-4)
+        return np.shape(saved) == np.shape(now) and np.allclose(saved, now, rtol=0, atol=atol)
     except (TypeError, ValueError):
         return False
 
