@@ -33,6 +33,24 @@ def test_train_and_info(tmp_path, dce_data, capsys):
     assert load_model(tmp_path / "d.npz").frame == "lab"
 
 
+def test_train_with_forces_lowers_the_force_error(tmp_path, dce_data, capsys):
+    data = tmp_path / "dce.extxyz"
+    write_data(data, dce_data, 200)
+    errors = {}
+    for flag in ([], ["--forces"]):
+        model = tmp_path / f"m{len(flag)}.npz"
+        assert main(["train", str(data), "-o", str(model), "--n-train", "150", "--n-test", "50"] + flag) == 0
+        errors[bool(flag)] = load_model(model).training_["test_errors"]["forces_kcal_mol_A"]
+    assert "force weight=" in capsys.readouterr().out
+    assert errors[True] < 0.7 * errors[False], errors
+    frames = ase.io.read(data, ":20")
+    for a in frames:
+        a.calc = SinglePointCalculator(a, energy=a.get_potential_energy(), dipole=a.get_dipole_moment())
+    ase.io.write(tmp_path / "noforces.extxyz", frames)
+    assert main(["train", str(tmp_path / "noforces.extxyz"), "-o", str(tmp_path / "x.npz"), "--forces"]) == 2
+    assert "--forces needs forces in" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
 def test_train_rejects_missing_labels(tmp_path, dce_data, capsys):
     data = tmp_path / "bad.extxyz"
     write_data(data, dce_data, 10, drop=4)

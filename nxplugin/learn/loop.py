@@ -63,7 +63,7 @@ def _concat(sets):
 
 
 def fit_model(train, reference, *, seed):
-    """An :class:`RPRModel` fitted to a data set (hyperparameters searched by closed-form LOO).
+    """An :class:`RPRModel` fitted to a data set's energies, forces (when it has them) and dipoles.
 
     Every frame is first put into the reference's labelling (:func:`nxplugin.model.atommap.map_dataset`,
     as ``nxplugin train`` does): the molecular frame of the dipole needs it (for DCE, without it the
@@ -92,7 +92,7 @@ def fit_model(train, reference, *, seed):
         train = map_dataset(mapper, subset(train, ok))
     model = RPRModel(random_state=seed)
     return model.fit(train["numbers"], train["positions"], energies=train["energies"], dipoles=train["dipoles"],
-                     polarizabilities=train["polarizabilities"], reference=reference)
+                     polarizabilities=train["polarizabilities"], forces=train["forces"], reference=reference)
 
 
 def met(errors, targets):

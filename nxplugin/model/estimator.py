@@ -27,6 +27,9 @@ MIN_DISTANCE = 0.5  # Angstrom; closer atoms are rejected as overlapping
 SIGMA_FACTORS = np.geomspace(0.1, 10.0, 15)
 LAMBDAS = np.geomspace(1e-10, 1e-2, 17)
 REFINE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25)
+FORCE_SIGMA_FACTORS = (2.0, 1.4, 1.0, 0.7, 0.5)   # fits to forces too: widths around the energy LOO width
+FORCE_WEIGHTS = np.geomspace(1e-2, 1e2, 5)        # Angstrom**2, in standardised units
+MAX_FORCE_FIT = 3000   # frames; the gradient design holds n**2 * 3 * n_atoms numbers
 
 
 class RPRModel:
@@ -64,6 +67,10 @@ class RPRModel:
     blas_threads : int or None, default=1
         BLAS threads for prediction's small matrix products; None leaves the environment's setting
         (more threads only slow these products down, and on a busy node by 100x).
+    force_weight : float, optional
+        Weight (Angstrom**2, standardised units) of the force residuals against the energy residuals
+        when ``fit`` is given forces (:mod:`nxplugin.model.forcefit`). Searched with the energy width and
+        ridge on a hold-out tenth when not given.
 
     Attributes
     ----------
@@ -92,7 +99,7 @@ class RPRModel:
     """
 
     def __init__(self, *, frame="eckart", charges=True, symmetrize=True, sigma=None, lam=None, n_search=1500,
-                 random_state=0, kernel="auto", blas_threads=1):
+                 random_state=0, kernel="auto", blas_threads=1, force_weight=None):
         self.frame = frame
         self.charges = charges
         self.symmetrize = symmetrize
@@ -102,9 +109,10 @@ class RPRModel:
         self.random_state = random_state
         self.kernel = kernel
         self.blas_threads = blas_threads
+        self.force_weight = force_weight
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, numbers, positions, *, energies=None, dipoles=None, polarizabilities=None,
+    def fit(self, numbers, positions, *, energies=None, dipoles=None, polarizabilities=None, forces=None,
             masses=None, reference=None, progress=None):
         """Fit to geometries and their labels.
 
@@ -116,6 +124,10 @@ class RPRModel:
         energies : array-like of shape (n,), eV
         dipoles : array-like of shape (n, 3), e*Angstrom, laboratory frame
         polarizabilities : array-like of shape (n, 3, 3), Angstrom**3, laboratory frame, optional
+        forces : array-like of shape (n, n_atoms, 3), eV/Angstrom, optional
+            When given, the energy coefficients are fitted to energies and forces together
+            (:mod:`nxplugin.model.forcefit`; at most ``MAX_FORCE_FIT`` frames); the model and its
+            prediction are the same kind either way.
         masses : array-like of shape (n_atoms,), amu, default: ASE's standard atomic masses
         reference : array-like of shape (n_atoms, 3), Angstrom, optional
             Equilibrium geometry for the descriptor and the frame; default: the lowest-energy geometry.
@@ -139,7 +151,13 @@ class RPRModel:
                   "dipole": np.asarray(dipoles, float).reshape(n, 3)}
         if polarizabilities is not None:
             labels["polarizability"] = np.asarray(polarizabilities, float).reshape(n, 3, 3)
-        for name, value in labels.items():
+        check = dict(labels)
+        if forces is not None:
+            if n > MAX_FORCE_FIT:
+                raise ValueError(f"fitting to forces takes at most {MAX_FORCE_FIT} frames (got {n}): fit "
+                                 "without forces, or on a subset")
+            check["forces"] = forces = np.asarray(forces, float).reshape(positions.shape)
+        for name, value in check.items():
             bad = np.flatnonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))
             if len(bad):
                 raise ValueError(f"{name} is not finite for geometries {bad[:10].tolist()}")
@@ -181,6 +199,8 @@ class RPRModel:
         for g, h in self.hyperparameters_.items():
             k = kernels.gaussian(d2, h["sigma"]).mean(axis=1) if g == "energy" else kernels.gaussian(d2[:, 0], h["sigma"])
             coef[:, GROUPS[g]] = kernels.solve(0.5 * (k + k.T), ys[:, GROUPS[g]], h["lam"]) * scale[GROUPS[g]]
+        if forces is not None:
+            coef[:, 0] = self._fit_with_forces(positions, x, ys[:, 0], forces / scale[0]) * scale[0]
         self.coef_ = coef
         self.train_descriptors_ = x
         d2 = d2[:, 0]
@@ -212,6 +232,23 @@ class RPRModel:
             if g not in chosen:
                 chosen[g] = {"sigma": float(fixed[g][0]), "lam": float(fixed[g][1])}
         return chosen
+
+    def _fit_with_forces(self, positions, x, y, f):
+        """Energy coefficients (standardised) fitted to energies and forces; updates the energy
+        hyperparameters with what was used."""
+        from nxplugin.model import forcefit
+        h = self.hyperparameters_["energy"]
+        sigma, lam = _per_group(self.sigma, "energy"), _per_group(self.lam, "energy")
+        if sigma is None or lam is None or self.force_weight is None:
+            h.update(forcefit.search(
+                positions, x, y, f, self.pair_permutations_, self.reference_distances_,
+                [sigma] if sigma is not None else h["sigma"] * np.array(FORCE_SIGMA_FACTORS),
+                [self.force_weight] if self.force_weight is not None else FORCE_WEIGHTS,
+                [lam] if lam is not None else LAMBDAS, np.random.default_rng(self.random_state + 1)))
+        else:
+            h.update(sigma=sigma, lam=lam, force_weight=float(self.force_weight))
+        k, g = forcefit.design(positions, self.reference_distances_, x, self.pair_permutations_, h["sigma"])
+        return forcefit.solve(0.5 * (k + k.T), g, y, f, [h["force_weight"]], [h["lam"]])[0, 0]
 
     def _refine_energy_width(self, x, y, best, rng):
         """Narrow the energy width for the full training set: the subset's LOO favours wide kernels.
