@@ -37,7 +37,8 @@ def populations(md):
     with open(os.path.join(md, "populations.json")) as handle:
         estimate = json.load(handle)
     out = {name: {"fraction": f, "stderr": e} for name, (f, e) in estimate["populations"].items()}
-    out.update(transitions=estimate["transitions"], source=estimate.get("source", ""),
+    root = os.path.dirname(os.path.dirname(HERE)) + os.sep          # paths relative to the checkout
+    out.update(transitions=estimate["transitions"], source=estimate.get("source", "").replace(root, ""),
                method=estimate.get("method", ""))
     return out
 
