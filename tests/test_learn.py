@@ -48,6 +48,7 @@ def test_tiny_learning_run(tmp_path, capsys):
     assert "round 1: 24 labels (16 trained on)" in text
     rows = list(csv.DictReader(open(out / "learning.csv")))
     assert [int(r["n_labels"]) for r in rows] == [24, 30, 36, 40]          # budget: the last batch is 4
+    assert [int(r["n_train"]) for r in rows] == [16, 22, 28, 32]           # the 8 validation labels apart
     assert all(float(r["val_energy_kcal_mol"]) > 0 for r in rows)
     data = read_dataset(out / "data.extxyz.gz")
     sets = [i["set"] for i in data["info"]]
@@ -63,7 +64,7 @@ def test_tiny_learning_run(tmp_path, capsys):
     assert meta["training"]["data_sha256"] == file_digest(out / "data.extxyz.gz")
     assert set(meta["training"]["validation_errors"]) >= {"energy_kcal_mol", "forces_kcal_mol_A", "dipole_D"}
     model = load_model(out / "model.npz")
-    assert len(model.coef_) == 32
+    assert model.n_train == 32 and len(model.coef_) == 64       # trained on forces: a displaced copy each
     random_rows = list(csv.DictReader(open(out / "learning_random.csv")))
     assert [int(r["n_labels"]) for r in random_rows] == [24, 30, 36, 40]
     assert (out / "learning.png").stat().st_size > 1000

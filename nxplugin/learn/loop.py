@@ -243,7 +243,7 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
         t0 = time.perf_counter()
         model = fit_model(train, reference, seed=seed)
         fit_s = time.perf_counter() - t0
-        row = {"round": rnd, "n_labels": n_labels, "n_train": len(model.coef_), "fit_s": round(fit_s, 2),
+        row = {"round": rnd, "n_labels": n_labels, "n_train": model.n_train, "fit_s": round(fit_s, 2),
                "sigma_energy": model.hyperparameters_["energy"]["sigma"],
                "lam_energy": model.hyperparameters_["energy"]["lam"]}
         row.update({f"val_{k}": v for k, v in model_errors(model, sets["validation"]).items() if k != "n"})

@@ -13,7 +13,9 @@ with ``K`` the (symmetrised) training kernel, ``k_x`` the kernel between ``x`` a
 points, and the amplitude ``a**2 = y^T (K + lam I)^-1 y / n`` (maximum likelihood for fixed
 ``sigma``, ``lam``), where ``y`` are the training energies minus their mean. ``y`` is not stored in
 model files, but ``(K + lam I) c = y`` recovers it from the dual coefficients ``c`` (eV), so
-``a**2 = c^T (K + lam I) c / n``.
+``a**2 = c^T (K + lam I) c / n``. A model fitted to forces too (:mod:`nxplugin.model.forcefit`) has
+other coefficients and extra centres (displaced copies of the training geometries, not
+observations): its posterior uses the training geometries only, and ``y`` its fitted energies there.
 
 This variance is what the learner ranks candidates by: it is the model's own measure of how far a
 geometry is from what the training set pins down, it needs no labels and no second model, and
@@ -40,6 +42,8 @@ class Posterior:
 
     Attributes
     ----------
+    train : ndarray of shape (n_train, n_pairs)
+        The training geometries' descriptors (minus 1) among the model's centres.
     factor : ndarray of shape (n_train, n_train)
         Lower Cholesky factor of ``K + lam I``.
     amplitude2 : float, eV**2
@@ -53,14 +57,18 @@ class Posterior:
         self.model = model
         h = model.hyperparameters_["energy"]
         self.sigma, self.lam = float(h["sigma"]), float(h["lam"])
-        x = model.train_descriptors_
+        self.train = x = model.train_descriptors_[:model.n_train]
         k = self.kernel(x, x)
         k = 0.5 * (k + k.T)
         k.flat[:: len(k) + 1] += self.lam
         self.factor = linalg.cholesky(k, lower=True, check_finite=False)
         coef = model.coef_[:, 0]
-        fitted = self.factor @ (self.factor.T @ coef)          # (K + lam I) c = y - mean, eV
-        self.amplitude2 = float(max(coef @ fitted, 0.0) / len(coef))
+        if "force_weight" in h:                                 # fitted energies minus the mean, eV
+            y = self.kernel(x, model.train_descriptors_) @ coef
+        else:
+            y = self.factor @ (self.factor.T @ coef)            # (K + lam I) c = y - mean, eV
+        alpha = linalg.cho_solve((self.factor, True), y, check_finite=False)
+        self.amplitude2 = float(max(y @ alpha, 0.0) / len(y))
 
     def kernel(self, x, train):
         """Symmetrised energy kernel between descriptor rows ``x`` and ``train``, shape (len(x), len(train))."""
@@ -75,7 +83,7 @@ class Posterior:
     def whitened(self, x):
         """``L^-1 k_x`` for descriptor rows ``x``, shape (n_train, len(x))."""
         from scipy import linalg
-        return linalg.solve_triangular(self.factor, self.kernel(x, self.model.train_descriptors_).T,
+        return linalg.solve_triangular(self.factor, self.kernel(x, self.train).T,
                                        lower=True, check_finite=False)
 
     def self_kernel(self, x):

@@ -29,7 +29,7 @@ LAMBDAS = np.geomspace(1e-10, 1e-2, 17)
 REFINE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25)
 FORCE_SIGMA_FACTORS = (2.0, 1.4, 1.0, 0.7, 0.5)   # fits to forces too: widths around the energy LOO width
 FORCE_WEIGHTS = np.geomspace(1e-2, 1e2, 5)        # Angstrom**2, in standardised units
-MAX_FORCE_FIT = 3000   # frames; the gradient design holds n**2 * 3 * n_atoms numbers
+MAX_FORCE_FIT = 2000   # frames; the gradient design holds n * 3 * n_atoms * n_centres numbers (1.5 GB for DCE)
 
 
 class RPRModel:
@@ -71,6 +71,11 @@ class RPRModel:
         Weight (Angstrom**2, standardised units) of the force residuals against the energy residuals
         when ``fit`` is given forces (:mod:`nxplugin.model.forcefit`). Searched with the energy width and
         ridge on a hold-out tenth when not given.
+    force_centres : int, default=1
+        When ``fit`` is given forces: displaced copies (0.05 Angstrom) of each training geometry added
+        as energy kernel centres (their dipole and polarizability coefficients are zero; the
+        ``ood_score`` counts them as training points). More centres follow the forces more closely
+        and cost proportionally more at prediction.
 
     Attributes
     ----------
@@ -84,9 +89,10 @@ class RPRModel:
         Relabellings (class-preserving automorphisms) every output averages over (row 0: identity).
     charges_ : ndarray of shape (n_atoms,), e
         Point charges of the dipole baseline (zeros without ``charges``).
-    train_descriptors_ : ndarray of shape (n_train, n_pairs)
-        Training descriptors minus 1.
-    coef_ : ndarray of shape (n_train, n_columns)
+    train_descriptors_ : ndarray of shape (n_centres, n_pairs)
+        Kernel centres, descriptors minus 1: the training geometries' and, after a fit to forces,
+        ``hyperparameters_["energy"]["extra_centres"]`` displaced copies after them.
+    coef_ : ndarray of shape (n_centres, n_columns)
         Dual coefficients (energy, 3 dipole and 6 polarizability columns, in standardised units).
     offset_ : ndarray of shape (n_columns,)
         Column means added back to the predictions.
@@ -99,7 +105,7 @@ class RPRModel:
     """
 
     def __init__(self, *, frame="eckart", charges=True, symmetrize=True, sigma=None, lam=None, n_search=1500,
-                 random_state=0, kernel="auto", blas_threads=1, force_weight=None):
+                 random_state=0, kernel="auto", blas_threads=1, force_weight=None, force_centres=1):
         self.frame = frame
         self.charges = charges
         self.symmetrize = symmetrize
@@ -110,6 +116,7 @@ class RPRModel:
         self.kernel = kernel
         self.blas_threads = blas_threads
         self.force_weight = force_weight
+        self.force_centres = force_centres
 
     # ------------------------------------------------------------------ fitting
     def fit(self, numbers, positions, *, energies=None, dipoles=None, polarizabilities=None, forces=None,
@@ -199,10 +206,12 @@ class RPRModel:
         for g, h in self.hyperparameters_.items():
             k = kernels.gaussian(d2, h["sigma"]).mean(axis=1) if g == "energy" else kernels.gaussian(d2[:, 0], h["sigma"])
             coef[:, GROUPS[g]] = kernels.solve(0.5 * (k + k.T), ys[:, GROUPS[g]], h["lam"]) * scale[GROUPS[g]]
-        if forces is not None:
-            coef[:, 0] = self._fit_with_forces(positions, x, ys[:, 0], forces / scale[0]) * scale[0]
-        self.coef_ = coef
         self.train_descriptors_ = x
+        if forces is not None:
+            energy, self.train_descriptors_ = self._fit_with_forces(positions, x, ys[:, 0], forces / scale[0])
+            coef = np.vstack([coef, np.zeros((len(energy) - n, coef.shape[1]))])
+            coef[:, 0] = energy * scale[0]
+        self.coef_ = coef
         d2 = d2[:, 0]
         np.fill_diagonal(d2, np.inf)
         self.ood_scale_ = float(np.sqrt(d2.min(axis=1).max()))
@@ -227,48 +236,27 @@ class RPRModel:
                 chosen[g] = {"sigma": s, "lam": l, "loo_rmse_standardised": rmse,
                              "n_search": int(len(xs))}
             if "energy" in todo and fixed["energy"][0] is None and len(x) > len(xs):
-                chosen["energy"].update(self._refine_energy_width(x, ys[:, 0], chosen["energy"], rng))
+                chosen["energy"].update(kernels.refine_width(x, ys[:, 0], self.pair_permutations_, chosen["energy"],
+                                                             REFINE_FACTORS, rng))
         for g in self.outputs_:
             if g not in chosen:
                 chosen[g] = {"sigma": float(fixed[g][0]), "lam": float(fixed[g][1])}
         return chosen
 
     def _fit_with_forces(self, positions, x, y, f):
-        """Energy coefficients (standardised) fitted to energies and forces; updates the energy
-        hyperparameters with what was used."""
+        """Energy coefficients (standardised) fitted to energies and forces, and their centres;
+        updates the energy hyperparameters with what was used."""
         from nxplugin.model import forcefit
         h = self.hyperparameters_["energy"]
         sigma, lam = _per_group(self.sigma, "energy"), _per_group(self.lam, "energy")
-        if sigma is None or lam is None or self.force_weight is None:
-            h.update(forcefit.search(
-                positions, x, y, f, self.pair_permutations_, self.reference_distances_,
-                [sigma] if sigma is not None else h["sigma"] * np.array(FORCE_SIGMA_FACTORS),
-                [self.force_weight] if self.force_weight is not None else FORCE_WEIGHTS,
-                [lam] if lam is not None else LAMBDAS, np.random.default_rng(self.random_state + 1)))
-        else:
-            h.update(sigma=sigma, lam=lam, force_weight=float(self.force_weight))
-        k, g = forcefit.design(positions, self.reference_distances_, x, self.pair_permutations_, h["sigma"])
-        return forcefit.solve(0.5 * (k + k.T), g, y, f, [h["force_weight"]], [h["lam"]])[0, 0]
-
-    def _refine_energy_width(self, x, y, best, rng):
-        """Narrow the energy width for the full training set: the subset's LOO favours wide kernels.
-
-        Fits on 90 % of the points with the subset's width times each of ``REFINE_FACTORS`` and keeps
-        the one with the lowest error on the other 10 %.
-        """
-        order = rng.permutation(len(x))
-        hold, rest = order[: max(len(x) // 10, 1)], order[max(len(x) // 10, 1):]
-        d2_fit = kernels.invariant_squared_distances(x[rest], x[rest], self.pair_permutations_)
-        d2_val = kernels.invariant_squared_distances(x[hold], x[rest], self.pair_permutations_)
-        errors = []
-        for factor in REFINE_FACTORS:
-            sigma = best["sigma"] * factor
-            k = kernels.gaussian(d2_fit, sigma).mean(axis=1)
-            alpha = kernels.solve(0.5 * (k + k.T), y[rest], best["lam"])
-            errors.append(np.sqrt(np.mean((kernels.gaussian(d2_val, sigma).mean(axis=1) @ alpha - y[hold]) ** 2)))
-        k = int(np.argmin(errors))
-        return {"sigma": best["sigma"] * REFINE_FACTORS[k], "holdout_rmse_standardised": float(errors[k]),
-                "n_holdout": int(len(hold))}
+        coef, centres, used = forcefit.fit(
+            positions, x, y, f, self.pair_permutations_, self.reference_distances_,
+            sigmas=[sigma] if sigma is not None else h["sigma"] * np.array(FORCE_SIGMA_FACTORS),
+            rhos=[self.force_weight] if self.force_weight is not None else FORCE_WEIGHTS,
+            lams=[lam] if lam is not None else LAMBDAS, copies=int(self.force_centres),
+            rng=np.random.default_rng(self.random_state + 1))
+        h.update(used)
+        return coef, centres
 
     # --------------------------------------------------------------- prediction
     def _frames(self, positions):
@@ -450,6 +438,11 @@ class RPRModel:
     def masses(self):
         """Atomic masses used for the frame, amu, shape (n_atoms,)."""
         return self.masses_
+
+    @property
+    def n_train(self):
+        """Training geometries: the kernel centres without the displaced copies of a fit to forces."""
+        return len(self.train_descriptors_) - self.hyperparameters_["energy"].get("extra_centres", 0)
 
     @property
     def has_polarizability(self):
