@@ -31,8 +31,8 @@ def add_arguments(parser):
                         help="frames used by the hyperparameter search (default 1500)")
     parser.add_argument("--forces", action="store_true",
                         help="fit the energy to DATA's forces (eV/Angstrom) too, with a displaced copy of each "
-                        "training geometry as an extra kernel centre: 2-2.5x lower energy and force errors from the "
-                        "same frames, 2x slower prediction (at most 2000 training frames; about 20 s for 540 DCE frames)")
+                        "training geometry as an extra kernel centre: about 3x lower energy and force errors from the "
+                        "same frames, 2x slower prediction (at most 2000 training frames; 24 s for 540 DCE frames)")
 
 
 def run(args):
