@@ -70,7 +70,7 @@ class RPRModel:
     force_weight : float, optional
         Weight (Angstrom**2, standardised units) of the force residuals against the energy residuals
         when ``fit`` is given forces (:mod:`nxplugin.model.forcefit`). Searched with the energy width and
-        ridge on a hold-out tenth when not given.
+        ridge on held-out geometries (a tenth, at least 10) when not given.
     force_centres : int, default=1
         When ``fit`` is given forces: displaced copies (0.05 Angstrom) of each training geometry added
         as energy kernel centres (their dipole and polarizability coefficients are zero; the
@@ -204,6 +204,8 @@ class RPRModel:
         d2 = kernels.invariant_squared_distances(x, x, self.pair_permutations_)
         coef = np.empty_like(y)
         for g, h in self.hyperparameters_.items():
+            if g == "energy" and forces is not None:
+                continue                                          # fitted below
             k = kernels.gaussian(d2, h["sigma"]).mean(axis=1) if g == "energy" else kernels.gaussian(d2[:, 0], h["sigma"])
             coef[:, GROUPS[g]] = kernels.solve(0.5 * (k + k.T), ys[:, GROUPS[g]], h["lam"]) * scale[GROUPS[g]]
         self.train_descriptors_ = x

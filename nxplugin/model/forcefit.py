@@ -10,12 +10,13 @@ Cartesian gradient at geometry ``a`` (3 * n_atoms rows per geometry), they minim
 
     |K c - y|**2 + rho |G c + f|**2 + lam c.T K_mm c
 
-(``f`` the forces, ``-G c`` the predicted ones, ``K_mm`` the centres' kernel with themselves): the projected-process (sparse GP) fit, as Gaussian approximation potentials fit
-forces. One engine call gives 3 * n_atoms force components beside one energy, so forces carry most of
-a label's information, and they pin down more coefficients than there are labels: besides the
-training geometries, displaced copies of them (:func:`perturbed`) serve as centres. On DCE (540
-random GFN2-xTB frames, errors on 1000 independent 500 K frames) energy-only fitting gives 0.110
-kcal/mol / 0.76 kcal/mol/Angstrom, this fit 0.036 / 0.24 (README, "Active learning").
+(``f`` the forces, ``-G c`` the predicted ones, ``K_mm`` the centres' kernel with themselves): the
+projected-process (sparse GP) fit, as Gaussian approximation potentials fit forces. One engine call
+gives 3 * n_atoms force components beside one energy, so forces carry most of a label's information,
+and they pin down more coefficients than there are labels: besides the training geometries,
+displaced copies of them (:func:`perturbed`) serve as centres. On DCE (540 random GFN2-xTB frames,
+errors on 1000 independent 500 K frames) energy-only fitting gives 0.110 kcal/mol / 0.76
+kcal/mol/Angstrom, this fit 0.036 / 0.24 (README, "Active learning").
 """
 import numpy as np
 
