@@ -49,6 +49,7 @@ def test_tiny_learning_run(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "learning.csv")))
     assert [int(r["n_labels"]) for r in rows] == [24, 30, 36, 40]          # budget: the last batch is 4
     assert [int(r["n_train"]) for r in rows] == [16, 22, 28, 32]           # the 8 validation labels apart
+    assert all(r["valmax_energy_kcal_mol"] == r["val_energy_kcal_mol"] for r in rows)   # one temperature
     assert all(float(r["val_energy_kcal_mol"]) > 0 for r in rows)
     data = read_dataset(out / "data.extxyz.gz")
     sets = [i["set"] for i in data["info"]]
@@ -119,3 +120,21 @@ def test_resume_after_sigkill_mid_round_loses_no_label(tmp_path):
     assert int(rows[-1]["n_labels"]) == 84 and [int(r["round"]) for r in rows] == list(range(1, len(rows) + 1))
     with gzip.open(out / "data.extxyz.gz", "rt") as handle:
         assert handle.read().count("set=learned") == 60
+
+
+def test_targets_are_checked_at_the_worst_temperature(dce_data, dce_model):
+    from nxplugin.learn.loop import met, worst_temperature_errors
+    from nxplugin.reference.datasets import model_errors, subset
+    d = dce_data
+    validation = {"numbers": d["numbers"], "positions": d["positions"][250:], "forces": d["forces"][250:],
+                  "dipoles": d["dipoles"][250:], "polarizabilities": None,
+                  "energies": d["energies"][250:] + np.r_[np.zeros(25), np.full(25, 0.01)] * (-1) ** np.arange(50),
+                  "info": [{"temperature_K": 300.0}] * 25 + [{"temperature_K": 500.0}] * 25}
+    worst = worst_temperature_errors(dce_model, validation)
+    hot = model_errors(dce_model, subset(validation, np.arange(25, 50)))
+    overall = model_errors(dce_model, validation)
+    assert worst["energy_kcal_mol"] == hot["energy_kcal_mol"] > 1.2 * overall["energy_kcal_mol"]
+    bound = 0.5 * (worst["energy_kcal_mol"] + overall["energy_kcal_mol"])
+    assert met(overall, {"energy": bound}) and not met(worst, {"energy": bound})
+    del validation["info"][0]["temperature_K"]           # frames without temperatures: all together
+    assert worst_temperature_errors(dce_model, validation)["energy_kcal_mol"] == overall["energy_kcal_mol"]

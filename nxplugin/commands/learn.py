@@ -110,8 +110,10 @@ def run(args):
         elif event == "round":
             row = info["row"]
             errors = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
+            worst = {k[7:]: v for k, v in row.items() if k.startswith("valmax_")}
             print(f"round {row['round']}: {row['n_labels']} labels ({row['n_train']} trained on); validation "
                   + format_errors(dict(errors, n=row["n_labels"] - row["n_train"])).replace("RMSE on", "RMSE,")
+                  + ("; worst temperature: " + format_errors(dict(worst, n=0)).split(": ", 1)[1] if worst else "")
                   + (" -- targets met" if row["met"] else ""), flush=True)
 
     rows = learn(args.out, starts=starts, dihedral=dihedral, temperatures_K=args.temperatures, budget=args.budget,
