@@ -36,7 +36,8 @@ def add_arguments(parser):
         help="temperatures in K of the seed, validation and model MD (default: 300 500)")
     add("--budget", type=int_at_least(3), default=600,
         help="most engine labels in total, seed and validation included (default: 600)")
-    add("--target-energy", type=positive_float("kcal/mol"), metavar="KCAL", help="energy RMSE target, kcal/mol")
+    add("--target-energy", type=positive_float("kcal/mol"), metavar="KCAL",
+        help="energy RMSE target, kcal/mol (every target must hold on the validation frames of each temperature)")
     add("--target-forces", type=positive_float("kcal/mol/Angstrom"), metavar="KCAL_A",
         help="forces RMSE target, kcal/mol/Angstrom")
     add("--target-dipole", type=positive_float("D"), metavar="D", help="dipole RMSE target, Debye")
