@@ -41,8 +41,10 @@ def _draw(ax, spectrum, name, label, color):
     mean, stderr = spectrum.mean[name], spectrum.stderr[name]
     ax.plot(spectrum.wavenumber, mean, color=color, lw=1.2, label=label, zorder=3)
     if np.all(np.isfinite(stderr)):
+        what = f"{spectrum.n_samples} samples" if spectrum.n_samples > 1 else \
+            "from the populations only: a conformer has 1 sample"    # a mixture (analysis.mixture)
         ax.fill_between(spectrum.wavenumber, mean - stderr, mean + stderr, color=color, alpha=0.3, lw=0,
-                        label=f"± standard error ({spectrum.n_samples} samples)", zorder=2)
+                        label=f"± standard error ({what})", zorder=2)
     else:   # an empty legend entry that says why there is no band
         ax.plot([], [], " ", label=f"no error band: {spectrum.n_samples} sample")
 
