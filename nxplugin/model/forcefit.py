@@ -138,7 +138,8 @@ def search(positions, x, y, f, perms, reference_distances, sigmas, rhos, lams, r
     """Width, force weight and ridge with the lowest hold-out error of energies and forces together.
 
     Fits on a random ``1 - holdout`` of the geometries (at least 10 or a third held out; they and
-    their ``extra`` centres are the centres) and scores the rest by ``mse(E) / var(E) + mse(F) / var(F)`` (standardised units).
+    their ``extra`` centres are the centres) and scores the rest by
+    ``mse(E) / var(E) + mse(F) / var(F)`` (standardised units).
 
     Parameters
     ----------
