@@ -43,7 +43,7 @@ def run(args):
 
     from nxplugin.reference.datasets import file_digest, format_errors, model_errors, read_dataset, subset
     from nxplugin.model.modelfile import save_model
-    from nxplugin.model.estimator import SIGMA_FACTORS, RPRModel
+    from nxplugin.model.estimator import MAX_FORCE_FIT, SIGMA_FACTORS, RPRModel
 
     data = read_dataset(args.data)
     n = len(data["positions"])
@@ -54,9 +54,9 @@ def run(args):
     if n_train + n_test > n or n_train < 2:
         raise OptionError(f"{args.data} has {n} frames: cannot take --n-train {n_train} and {n_test} held out "
                           f"(--n-test); --n-train + --n-test must be at most {n} and --n-train at least 2")
-    if args.forces and (data["forces"] is None or n_train > 2000):
-        raise OptionError(f"--forces needs forces in {args.data} and at most 2000 training frames "
-                          f"(got {n_train}): use --n-train 2000 or leave --forces out")
+    if args.forces and (data["forces"] is None or n_train > MAX_FORCE_FIT):
+        raise OptionError(f"--forces needs forces in {args.data} and at most {MAX_FORCE_FIT} training frames "
+                          f"(got {n_train}): use --n-train {MAX_FORCE_FIT} or leave --forces out")
     train = subset(data, order[:n_train])
     test = read_dataset(args.test) if args.test else subset(data, order[n_train:n_train + n_test])
     print(f"{args.data}: {n} frames; training on {n_train}, testing on {len(test['positions'])}"

@@ -205,8 +205,8 @@ def learn(out, *, starts, dihedral=None, temperatures_K=(300.0, 500.0), budget=6
             raise DataFileError(f"cannot resume: {run_file} is missing (start without --resume)")
         with open(run_file) as handle:
             saved = json.load(handle)
-        changed = sorted(k for k in set(saved) | set(settings)
-                         if k != "targets" and k != "budget" and not same_settings(saved.get(k), settings.get(k), atol=1e-3))
+        changed = sorted(k for k in set(saved) | set(settings) if k not in ("targets", "budget")
+                         and not same_settings(saved.get(k), settings.get(k), atol=1e-3))
         if changed:
             raise DataFileError(f"cannot resume {out}: settings differ from the first run in {changed}")
     else:
