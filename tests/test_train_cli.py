@@ -1,6 +1,8 @@
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 import ase.io
+import numpy as np
+import pytest
 
 from nxplugin.cli import main
 from nxplugin.model.modelfile import load_model
@@ -43,6 +45,20 @@ def test_train_with_forces_lowers_the_force_error(tmp_path, dce_data, capsys):
         errors[bool(flag)] = load_model(model).training_["test_errors"]["forces_kcal_mol_A"]
     assert "force weight=" in capsys.readouterr().out
     assert errors[True] < 0.7 * errors[False], errors
+    # a stranger's file: another atom order (C H Cl H H C Cl H, every atom moved, hydrogens swapped
+    # within and across carbons), forces permuted with their atoms: mapped back, the same errors
+    order = np.array([1, 5, 3, 4, 7, 0, 2, 6])
+    frames = []
+    for k in range(200):
+        a = Atoms(dce_data["numbers"][order], positions=dce_data["positions"][k][order])
+        a.calc = SinglePointCalculator(a, energy=dce_data["energies"][k], forces=dce_data["forces"][k][order],
+                                       dipole=dce_data["dipoles"][k])
+        frames.append(a)
+    ase.io.write(tmp_path / "shuffled.extxyz", frames)
+    assert main(["train", str(tmp_path / "shuffled.extxyz"), "-o", str(tmp_path / "s.npz"), "--n-train", "150",
+                 "--n-test", "50", "--forces"]) == 0
+    assert load_model(tmp_path / "s.npz").training_["test_errors"]["forces_kcal_mol_A"] == \
+        pytest.approx(errors[True], rel=1e-6)
     frames = ase.io.read(data, ":20")
     for a in frames:
         a.calc = SinglePointCalculator(a, energy=a.get_potential_energy(), dipole=a.get_dipole_moment())
